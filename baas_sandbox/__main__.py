@@ -1,0 +1,5 @@
+import sys
+
+from baas_sandbox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Adapters: storage, encryption, fixtures and the simulated providers."""

@@ -1,0 +1,182 @@
+"""The sandbox's state behind a small interface whose operations are atomic steps.
+
+Every rule that must hold under concurrency (one owner per key, one unfinished request per key,
+the per-account limit) is checked and applied inside a single store operation, so that a shared
+store (Redis, with a Lua script or WATCH/MULTI per operation) can replace the in-memory one
+without moving any rule. The in-memory store serialises its operations with one lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
+
+from baas_sandbox.domain import errors
+from baas_sandbox.domain.model import Account, Credential, PixKeyRequest, Tenant
+
+T = TypeVar("T")
+
+
+class AccountAlreadyExists(Exception):
+    """An account with this ``account_key`` is stored already."""
+
+
+class SandboxStore(Protocol):
+    def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
+        """Drop everything and start again from these tenants and accounts."""
+
+    def tenant_by_token(self, token: str) -> Tenant | None: ...
+    def tenant(self, name: str) -> Tenant | None: ...
+    def tenant_count(self) -> int: ...
+
+    def add_account(self, account: Account) -> None:
+        """Store a new account; ``AccountAlreadyExists`` when its key is taken."""
+
+    def account(self, account_key: str) -> Account | None: ...
+    def accounts(self, tenant: str | None = None) -> list[Account]: ...
+
+    def save_credential(self, credential: Credential) -> bool:
+        """Create or replace the tenant's credential for (provider, type); True if replaced."""
+
+    def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None: ...
+
+    def add_key_request(self, request: PixKeyRequest) -> None:
+        """Store a new key request if its key is free and its account below its limit.
+
+        Raises ``KeyAlreadyExists`` (the key is active), ``KeyCreationNotFinished`` (another
+        request for the key is unfinished) or ``KeyLimitReached``, checked and inserted atomically.
+        """
+
+    def key_request(self, request_key: str) -> PixKeyRequest | None:
+        """A copy of the request: changes go through ``change_key_request``."""
+
+    def change_key_request(self, request_key: str, change: Callable[[PixKeyRequest], T]) -> T:
+        """Apply ``change`` to the stored request atomically; if it raises, nothing is changed."""
+
+    def key_requests(self, account_key: str) -> list[PixKeyRequest]: ...
+
+    def record(self, kind: str, entry: dict) -> None:
+        """Append to a sandbox log (``outbox``, ``webhooks``)."""
+
+    def records(self, kind: str) -> list[dict]: ...
+
+
+class InMemoryStore:
+    """``SandboxStore`` in this process's memory, one lock around each operation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._tenants: dict[str, Tenant] = {}
+        self._tenants_by_token: dict[str, Tenant] = {}
+        self._accounts: dict[str, Account] = {}
+        self._credentials: dict[tuple[str, str, str], Credential] = {}
+        self._requests: dict[str, PixKeyRequest] = {}
+        self._requests_by_account: dict[str, list[str]] = {}
+        # key value -> request key, for every request that claims its key (not rejected)
+        self._claimed_keys: dict[str, str] = {}
+        self._logs: dict[str, list[dict]] = {}
+
+    def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
+        with self._lock:
+            self._clear()
+            for tenant in tenants:
+                self._tenants[tenant.name] = tenant
+                self._tenants_by_token[tenant.token] = tenant
+            for account in accounts:
+                self._accounts[account.account_key] = account
+
+    def tenant_by_token(self, token: str) -> Tenant | None:
+        return self._tenants_by_token.get(token)
+
+    def tenant(self, name: str) -> Tenant | None:
+        return self._tenants.get(name)
+
+    def tenant_count(self) -> int:
+        return len(self._tenants)
+
+    def add_account(self, account: Account) -> None:
+        with self._lock:
+            if account.account_key in self._accounts:
+                raise AccountAlreadyExists(account.account_key)
+            self._accounts[account.account_key] = account
+
+    def account(self, account_key: str) -> Account | None:
+        return self._accounts.get(account_key)
+
+    def accounts(self, tenant: str | None = None) -> list[Account]:
+        with self._lock:
+            return [a for a in self._accounts.values() if tenant is None or a.tenant == tenant]
+
+    def save_credential(self, credential: Credential) -> bool:
+        slot = (credential.tenant, credential.provider, credential.integration_type)
+        with self._lock:
+            replaced = slot in self._credentials
+            self._credentials[slot] = credential
+            return replaced
+
+    def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None:
+        return self._credentials.get((tenant, provider, integration_type))
+
+    def add_key_request(self, request: PixKeyRequest) -> None:
+        account = request.account
+        with self._lock:
+            if request.key_value is not None:
+                holder_key = self._claimed_keys.get(request.key_value)
+                if holder_key is not None:
+                    holder = self._requests[holder_key]
+                    if holder.status.unfinished:
+                        raise errors.KeyCreationNotFinished(pix_key=request.key_value)
+                    raise errors.KeyAlreadyExists(pix_key=request.key_value)
+            in_use = sum(
+                1 for key in self._requests_by_account.get(account.account_key, ())
+                if self._requests[key].claims_key
+            )
+            if in_use >= account.key_limit:
+                raise errors.KeyLimitReached(account_key=account.account_key)
+            self._requests[request.request_key] = copy.deepcopy(request)
+            self._requests_by_account.setdefault(account.account_key, []).append(request.request_key)
+            if request.key_value is not None:
+                self._claimed_keys[request.key_value] = request.request_key
+
+    def key_request(self, request_key: str) -> PixKeyRequest | None:
+        with self._lock:
+            request = self._requests.get(request_key)
+            return copy.deepcopy(request) if request is not None else None
+
+    def change_key_request(self, request_key: str, change: Callable[[PixKeyRequest], T]) -> T:
+        with self._lock:
+            stored = self._requests.get(request_key)
+            if stored is None:
+                raise errors.KeyRequestNotFound(pix_key_request_key=request_key)
+            # Work on a copy so that a rule raising half-way leaves the stored request untouched.
+            working = copy.deepcopy(stored)
+            result = change(working)
+            self._requests[request_key] = working
+            self._reindex(stored, working)
+            return result
+
+    def _reindex(self, before: PixKeyRequest, after: PixKeyRequest) -> None:
+        if before.claims_key and before.key_value is not None and not after.claims_key:
+            self._claimed_keys.pop(before.key_value, None)
+        if after.claims_key and after.key_value is not None:
+            self._claimed_keys[after.key_value] = after.request_key
+
+    def key_requests(self, account_key: str) -> list[PixKeyRequest]:
+        with self._lock:
+            return [
+                copy.deepcopy(self._requests[key])
+                for key in self._requests_by_account.get(account_key, ())
+            ]
+
+    def record(self, kind: str, entry: dict) -> None:
+        with self._lock:
+            self._logs.setdefault(kind, []).append(entry)
+
+    def records(self, kind: str) -> list[dict]:
+        with self._lock:
+            return list(self._logs.get(kind, ()))

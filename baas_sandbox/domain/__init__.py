@@ -1,0 +1,1 @@
+"""The business rules of the sandbox, free of HTTP and storage."""

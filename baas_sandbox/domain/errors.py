@@ -1,0 +1,181 @@
+"""Business errors, each with the platform's code, HTTP status and messages.
+
+The messages are part of the contract partner teams code against, so they live here with the
+rules that raise them, not in the HTTP layer. ``BaasError`` subclasses render as the Pix key API's
+``{title, description, translation, code}`` body; ``BankingAuthError`` subclasses as the banking
+authentication API's ``{code, message}`` body.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A rule refused the request."""
+
+    status: int = 400
+    code: str = ""
+
+
+class BaasError(DomainError):
+    """An error of the Pix key (BaaS) API."""
+
+    title: str = ""
+    description: str = ""
+    translation: str | None = None  # None: same text as the description (as the platform does)
+    #: 2FA errors carry ``description`` as an object and an empty ``translation`` object.
+    two_factor_shape: bool = False
+
+    def __init__(self, **params: str) -> None:
+        self.params = params
+        super().__init__(self.render_description())
+
+    def render_description(self) -> str:
+        return self.description.format(**self.params)
+
+    def render_translation(self) -> str:
+        return (self.translation or self.description).format(**self.params)
+
+
+class AccountNotFound(BaasError):
+    status, code, title = 404, "PIX000026", "Account not found"
+    description = "Conta não encontrada para account_key: {account_key}"
+
+
+class AccountNotOpen(BaasError):
+    status, code, title = 400, "PIX000002", "Account is not Opened"
+    description = "A conta {account_key} não está aberta."
+
+
+class PersonNotFound(BaasError):
+    status, code, title = 400, "PIX000027", "Person not found"
+    description = "Pessoa não encontrada para person_key: {person_key}"
+
+
+class InvalidPermission(BaasError):
+    status, code, title = 403, "PIX000054", "Invalid Permission"
+    description = (
+        "A pessoa {person_key} não possui credenciais de administrador para a conta {account_key}."
+    )
+
+
+class KeyNotOwnersDocument(BaasError):
+    status, code, title = 422, "PIX000020", "Attempted CPF Pix Key is Not that of Account Owner"
+    description = (
+        "A chave pix fornecida {pix_key} não corresponde ao {document_kind} {document_number} "
+        "do titular da conta."
+    )
+
+
+class KeyAlreadyExists(BaasError):
+    status, code, title = 400, "PIX000065", "Bad Request"
+    description = "Pix key: {pix_key} already exists."
+    translation = "A chave pix: {pix_key} já existe."
+
+
+class KeyCreationNotFinished(BaasError):
+    status, code, title = 400, "PIX000074", "Pix Key Creation Non Finished"
+    description = "A chave pix {pix_key} já possui um pedido de criação não finalizado."
+
+
+class KeyLimitReached(BaasError):
+    status, code, title = 400, "PIX000014", "Maximum Number of Pix Keys in Use"
+    description = "A conta {account_key} já atingiu o número máximo de chaves pix."
+
+
+class KeyRequestNotFound(BaasError):
+    status, code, title = 404, "PIX000008", "Pix Key Request not found"
+    description = "Pix Key Request not found for key: {pix_key_request_key}."
+    translation = "Pix Key Request não encontrada para a chave: {pix_key_request_key}."
+
+
+class NotOwnerOfItem(BaasError):
+    status, code, title = 403, "QIT000005", "Permission Validator Error"
+    description = "Selected agent do not own this item."
+    translation = "O agente selecionado não é dono do item."
+
+
+class NoTwoStepValidation(BaasError):
+    status, code, title = 400, "PIX000075", "Key request does not have validation"
+    description = "Key request does not have two steps validation"
+    translation = "Pedido de criação não possui validação de duas etapas"
+
+
+class NotPendingValidation(BaasError):
+    status, code, title = 400, "PIX000076", "Key Request Is Not Pending Validation"
+    description = "Key request {pix_key_request_key}, is not pending validation."
+    translation = "Pedido de criação {pix_key_request_key}, não está pendente de validação."
+
+
+class CodeAlreadyVerified(BaasError):
+    status, code, title, two_factor_shape = 403, "2FA000403", "Forbidden", True
+    description = "Code already verified."
+    translation = "Este código já foi utilizado."
+
+
+class CodeExpired(BaasError):
+    status, code, title, two_factor_shape = 410, "2FA000410", "Gone", True
+    description = "Expired Code."
+    translation = "Código de verificação expirado."
+
+
+class WrongCode(BaasError):
+    """Sandbox code, in the pattern of the platform's 2FA codes (2FA + HTTP status)."""
+
+    status, code, title, two_factor_shape = 400, "2FA000400", "Bad Request", True
+    description = "Invalid Code."
+    translation = "Código de verificação inválido."
+
+
+class InvalidPixKey(BaasError):
+    """A Pix key whose format the schema accepts but the DICT rules do not (check digits...)."""
+
+    status, code, title = 400, "SBX000400", "Bad Request"
+    description = "pix_key: {pix_key} {problem}"
+    translation = "pix_key: {pix_key} {problem_pt}"
+
+    def __init__(self, pix_key: str, problem: str, problem_pt: str) -> None:
+        super().__init__(pix_key=pix_key, problem=problem, problem_pt=problem_pt)
+        self.violations = [{"field": "pix_key", "message": f"{pix_key} {problem}"}]
+
+
+class BankingAuthError(DomainError):
+    """An error of the banking authentication API."""
+
+    message: str = ""
+
+    def __init__(self, **params: str) -> None:
+        self.params = params
+        super().__init__(self.render_message())
+
+    def render_message(self) -> str:
+        return self.message.format(**self.params)
+
+
+class UnsupportedTypeProvider(BankingAuthError):
+    status, code = 400, "EBAA0007"
+    message = "Unsupported Type: ({type}) and Provider ({provider})"
+
+
+class ProviderRejectedCredential(BankingAuthError):
+    status, code = 400, "EBAA0018"
+    message = "{provider} - API Invalid credential"
+
+
+class ProviderUnavailable(BankingAuthError):
+    status, code = 502, "EBAA0002"
+    message = "Bad Gateway Error"
+
+
+class ProviderTimeout(BankingAuthError):
+    status, code = 504, "EBAA0003"
+    message = "Gateway Timeout"
+
+
+class ProviderConfigurationNotFound(BankingAuthError):
+    status, code = 500, "EBAA0014"
+    message = "{provider} - API configuration not found"
+
+
+class EncryptedValueMismatch(BankingAuthError):
+    status, code = 500, "EBAA0009"
+    message = "Encrypted value error. Decrypt returned different value"

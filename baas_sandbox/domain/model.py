@@ -1,0 +1,267 @@
+"""The domain model: tenants, accounts, provider credentials and Pix key requests.
+
+Pure objects: no HTTP, no storage, no clock of their own (times are passed in), so every rule can
+be read and tested in one place. A ``PixKeyRequest`` owns its lifecycle::
+
+    pending_validation --(code accepted)--> pending --(DICT decision)--> approved | rejected
+
+CPF, CNPJ and random keys start in ``pending``; email and phone keys in ``pending_validation``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from baas_sandbox.domain import errors
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def timestamp(moment: dt.datetime) -> str:
+    """The platform's timestamp: UTC, to the second, without offset."""
+    return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+class PersonType(StrEnum):
+    NATURAL = "natural"
+    LEGAL = "legal"
+
+
+#: DICT's limits of keys per account, by the owner's person type.
+KEY_LIMITS = {PersonType.NATURAL: 5, PersonType.LEGAL: 20}
+
+
+class AccountStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A client organisation of the platform, identified by its sandbox bearer token."""
+
+    name: str
+    token: str
+    requester_key: str  # the person acting for the tenant, as the platform names it
+    providers: frozenset[str]  # the providers whose API configuration the tenant has
+
+
+@dataclass(frozen=True)
+class Account:
+    account_key: str
+    tenant: str
+    owner_name: str
+    owner_document_number: str
+    owner_person_type: PersonType
+    owner_person_key: str
+    owner_person_registered: bool
+    trading_name: str | None
+    status: AccountStatus
+    branch_number: str
+    account_number: str
+    account_digit: str
+    account_type: str
+    created_at: str
+
+    @property
+    def key_limit(self) -> int:
+        return KEY_LIMITS[self.owner_person_type]
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self) | {
+            "owner_person_type": str(self.owner_person_type),
+            "status": str(self.status),
+        }
+
+
+# -- provider credentials -------------------------------------------------------------------------
+
+#: Which providers serve which integration type (any other pair answers EBAA0007).
+SUPPORTED_PROVIDERS: dict[str, frozenset[str]] = {
+    "PIX": frozenset({"BTG", "CELCOIN", "JDPI"}),
+    "BAAS": frozenset({"BTG", "CELCOIN"}),
+    "PAY2ALL": frozenset({"PAY2ALL"}),
+}
+
+
+def check_supported(integration_type: str, provider: str) -> None:
+    if provider not in SUPPORTED_PROVIDERS.get(integration_type, frozenset()):
+        raise errors.UnsupportedTypeProvider(type=integration_type, provider=provider)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A provider credential as stored: the key only in sealed (encrypted) form."""
+
+    tenant: str
+    provider: str
+    integration_type: str
+    sealed_key: bytes
+    proxy_value: str
+    provider_data: dict
+    saved_at: str
+
+
+# -- Pix keys -------------------------------------------------------------------------------------
+
+
+class PixKeyType(StrEnum):
+    CPF = "cpf"
+    CNPJ = "cnpj"
+    EMAIL = "email"
+    PHONE = "phone_number"
+    RANDOM = "random_key"
+
+    @property
+    def needs_verification(self) -> bool:
+        """Email and phone keys are confirmed with a code sent to them."""
+        return self in (PixKeyType.EMAIL, PixKeyType.PHONE)
+
+    @property
+    def is_document(self) -> bool:
+        return self in (PixKeyType.CPF, PixKeyType.CNPJ)
+
+
+class RequestStatus(StrEnum):
+    PENDING_VALIDATION = "pending_validation"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+    @property
+    def unfinished(self) -> bool:
+        return self in (RequestStatus.PENDING_VALIDATION, RequestStatus.PENDING)
+
+
+class KeyStatus(StrEnum):
+    PENDING_CONFIRMATION = "pending_confirmation"
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+@dataclass
+class VerificationCode:
+    """A one-time code sent to an email or phone key, valid until ``expires_at``."""
+
+    code: str
+    channel: str  # "email" or "sms"
+    destination: str
+    sent_at: dt.datetime
+    expires_at: dt.datetime
+
+    def expired(self, now: dt.datetime) -> bool:
+        return now >= self.expires_at
+
+
+@dataclass
+class PixKeyRequest:
+    """A request to include a Pix key in DICT, and the key it creates."""
+
+    request_key: str
+    account: Account
+    requester_key: str
+    key_type: PixKeyType
+    key_value: str | None  # None for a random key until it is approved
+    status: RequestStatus
+    key_status: KeyStatus
+    created_at: str
+    updated_at: str
+    key_updated_at: str
+    failure_reason: str | None = None
+    code: VerificationCode | None = None
+    #: The code that was accepted, so that replaying it answers "already verified".
+    accepted_code: str | None = None
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def tenant(self) -> str:
+        return self.account.tenant
+
+    @property
+    def claims_key(self) -> bool:
+        """Whether the request holds its key value and a place in the account's limit."""
+        return self.status is not RequestStatus.REJECTED
+
+    def check_owner(self, tenant: Tenant) -> None:
+        if tenant.name != self.tenant:
+            raise errors.NotOwnerOfItem()
+
+    def validate_code(self, submitted: str, now: dt.datetime) -> None:
+        """Accept the current code once; the request then waits for the DICT decision."""
+        if not self.key_type.needs_verification:
+            raise errors.NoTwoStepValidation()
+        if self.accepted_code is not None and submitted == self.accepted_code:
+            raise errors.CodeAlreadyVerified()
+        if self.status is not RequestStatus.PENDING_VALIDATION or self.code is None:
+            raise errors.NotPendingValidation(pix_key_request_key=self.request_key)
+        if submitted != self.code.code:
+            raise errors.WrongCode()
+        if self.code.expired(now):
+            raise errors.CodeExpired()
+        self.accepted_code, self.code = self.code.code, None
+        self._move_to(RequestStatus.PENDING, now)
+
+    def check_can_resend(self) -> None:
+        if not self.key_type.needs_verification:
+            raise errors.NoTwoStepValidation()
+        if self.status is not RequestStatus.PENDING_VALIDATION:
+            raise errors.NotPendingValidation(pix_key_request_key=self.request_key)
+
+    def replace_code(self, code: VerificationCode, now: dt.datetime) -> None:
+        """A new code replaces the previous one, which stops working."""
+        self.check_can_resend()
+        self.code = code
+        self.updated_at = timestamp(now)
+
+    def approve(self, key_value: str, now: dt.datetime) -> None:
+        self.key_value = key_value
+        self.key_status = KeyStatus.ACTIVE
+        self.key_updated_at = timestamp(now)
+        self._move_to(RequestStatus.APPROVED, now)
+
+    def reject(self, reason: str, now: dt.datetime) -> None:
+        self.key_status = KeyStatus.INACTIVE
+        self.failure_reason = reason
+        self.key_updated_at = timestamp(now)
+        self._move_to(RequestStatus.REJECTED, now)
+
+    def _move_to(self, status: RequestStatus, now: dt.datetime) -> None:
+        self.history.append(f"{self.status}->{status}")
+        self.status = status
+        self.updated_at = timestamp(now)
+
+
+def dict_decision(account: Account) -> str | None:
+    """The sandbox rule of the provider's own sandbox: ``None`` approves, a reason rejects.
+
+    The account owner's document decides: a first digit of 1-5 is rejected; 0 and 6-9 approved.
+    """
+    if account.owner_document_number[:1] in "12345":
+        return (
+            "Rejected by DICT (sandbox rule: the account owner's document "
+            f"{account.owner_document_number} begins with 1-5)"
+        )
+    return None
+
+
+def check_key_belongs_to_owner(key_type: PixKeyType, key_value: str, account: Account) -> None:
+    """A CPF or CNPJ key must be the account owner's own document."""
+    if key_type.is_document and key_value != account.owner_document_number:
+        raise errors.KeyNotOwnersDocument(
+            pix_key=key_value,
+            document_kind="CPF" if account.owner_person_type is PersonType.NATURAL else "CNPJ",
+            document_number=account.owner_document_number,
+        )
+
+
+def check_account_accepts_keys(account: Account, tenant: Tenant) -> None:
+    """The checks on the account, in the order the platform answers them."""
+    if account.tenant != tenant.name:
+        raise errors.InvalidPermission(person_key=tenant.requester_key, account_key=account.account_key)
+    if account.status is not AccountStatus.OPEN:
+        raise errors.AccountNotOpen(account_key=account.account_key)
+    if not account.owner_person_registered:
+        raise errors.PersonNotFound(person_key=account.owner_person_key)

@@ -1,0 +1,1 @@
+"""The HTTP side: the request pipeline around connexion, and errors in each API's own format."""

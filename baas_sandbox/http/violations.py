@@ -1,0 +1,164 @@
+"""Request validation that reports every violation as data, not the first one as a string.
+
+connexion stops at the first schema error and words it for developers; partner teams need every
+problem at once (EBAA0005 lists *all* missing fields) and in the API's own error body. These
+validators plug into connexion's ``validator_map`` and raise ``RequestInvalid`` carrying the
+violations; the error layer renders them per API.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from connexion.exceptions import BadRequestProblem
+from connexion.json_schema import Draft4RequestValidator
+from connexion.validators import JSONRequestBodyValidator, ParameterValidator
+from jsonschema import Draft4Validator, ValidationError
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str  # "key", "provider_data.client_id", "header account_token", "(body)"
+    message: str
+    missing: bool = False  # a required field or parameter is absent
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "message": self.message}
+
+
+class RequestInvalid(BadRequestProblem):
+    """The request breaks the spec; ``violations`` says every way it does."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        self.violations = violations
+        super().__init__(detail="; ".join(f"{v.field}: {v.message}" for v in violations))
+
+
+def body_violations(schema: dict, body: Any) -> list[Violation]:
+    """Every violation of ``schema`` by ``body``; a discriminated ``oneOf`` checks only its branch."""
+    schema = _discriminated_branch(schema, body)
+    validator = Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+    violations: dict[Violation, None] = {}  # ordered, without repeats
+    for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
+        violations.update(dict.fromkeys(_describe(error)))
+    return list(violations)
+
+
+def _discriminated_branch(schema: dict, body: Any) -> dict:
+    """The ``oneOf`` branch that ``body``'s discriminator names, or a schema naming the choices."""
+    discriminator = schema.get("discriminator", {}).get("propertyName")
+    if not discriminator or "oneOf" not in schema:
+        return schema
+    choices: dict[str, dict] = {}
+    for branch in schema["oneOf"]:
+        for value in branch.get("properties", {}).get(discriminator, {}).get("enum", []):
+            choices[value] = branch
+    if isinstance(body, dict) and body.get(discriminator) in choices:
+        return choices[body[discriminator]]
+    return {
+        "type": "object",
+        "required": [discriminator],
+        "properties": {discriminator: {"type": "string", "enum": sorted(choices)}},
+    }
+
+
+def _describe(error: ValidationError) -> list[Violation]:
+    path = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        return [
+            Violation(field=f"{path}.{name}" if path else name, message="is required", missing=True)
+            for name in error.validator_value
+            if name not in present
+        ]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        return [
+            Violation(field=f"{path}.{name}" if path else name, message="is not allowed here")
+            for name in error.instance
+            if name not in allowed
+        ]
+    field = path or "(body)"
+    # A secret (format: password) is never echoed back, not even in an error message.
+    if error.schema.get("format") == "password":
+        return [Violation(field=field, message=_without_value(error))]
+    return [Violation(field=field, message=error.message)]
+
+
+def _without_value(error: ValidationError) -> str:
+    rule, bound = error.validator, error.validator_value
+    wording = {
+        "minLength": f"must have at least {bound} characters",
+        "maxLength": f"must have at most {bound} characters",
+        "pattern": f"must match the pattern {bound}",
+        "type": f"must be of type {bound}",
+    }
+    return wording.get(str(rule), f"fails the rule {rule}")
+
+
+class BodyValidator(JSONRequestBodyValidator):
+    """JSON request bodies, every violation reported."""
+
+    def __init__(self, *args, required: bool = False, **kwargs) -> None:
+        # connexion rejects a missing required body with a bare string; we report it as data.
+        super().__init__(*args, required=False, **kwargs)
+        self._body_required = required
+
+    async def _parse(self, stream, scope) -> Any:  # type: ignore[override]
+        raw = b"".join([message async for message in stream])
+        if not raw:
+            return None
+        try:
+            return json.loads(raw.decode(self._encoding))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RequestInvalid([Violation("(body)", f"is not valid JSON ({exc})")]) from None
+
+    def _validate(self, body: Any) -> None:
+        if body is None:
+            if self._body_required:
+                raise RequestInvalid(_missing_body(self._schema))
+            return
+        violations = body_violations(self._schema, body)
+        if violations:
+            raise RequestInvalid(violations)
+
+
+def _missing_body(schema: dict) -> list[Violation]:
+    """A missing body misses every required field; say which."""
+    required = schema.get("required", [])
+    if not required:
+        return [Violation("(body)", "is required: send a JSON object", missing=True)]
+    return [Violation(name, "is required", missing=True) for name in required]
+
+
+class ParametersValidator(ParameterValidator):
+    """Query, path, header and cookie parameters, every violation reported."""
+
+    @staticmethod
+    def validate_parameter(parameter_type, value, param, param_name=None):  # type: ignore[override]
+        if value is None:
+            return f"Missing {parameter_type} parameter" if param.get("required") else None
+        try:
+            Draft4Validator(param.get("schema", param), format_checker=Draft4Validator.FORMAT_CHECKER).validate(value)
+        except ValidationError as exc:
+            return exc.message
+        return None
+
+    def validate_request(self, request):  # type: ignore[override]
+        violations = []
+        for location in ("query", "path", "header", "cookie"):
+            check = getattr(self, f"validate_{location}_parameter")
+            for param in self.parameters.get(location, []):
+                problem = check(param, request)
+                if problem:
+                    missing = problem.startswith("Missing")
+                    violations.append(Violation(
+                        field=f"{location} {param['name']}",
+                        message="is required" if missing else problem,
+                        missing=missing,
+                    ))
+        if violations:
+            raise RequestInvalid(violations)
+        return None

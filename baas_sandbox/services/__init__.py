@@ -1,0 +1,1 @@
+"""Use cases: each one a business operation over the store, raising domain errors."""

@@ -1,0 +1,153 @@
+"""Pix key use cases: ask for a key, confirm it with its code, resend the code, list the keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+
+from baas_sandbox.domain import errors, events
+from baas_sandbox.domain.documents import check_pix_key
+from baas_sandbox.domain.model import (
+    KeyStatus,
+    PixKeyRequest,
+    PixKeyType,
+    RequestStatus,
+    Tenant,
+    VerificationCode,
+    check_account_accepts_keys,
+    check_key_belongs_to_owner,
+    dict_decision,
+    timestamp,
+)
+from baas_sandbox.services.sandbox import Sandbox
+
+
+def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str,
+                       key_value: str | None) -> PixKeyRequest:
+    kind = PixKeyType(key_type)
+    check_pix_key(kind, key_value)
+    account = sandbox.store.account(account_key)
+    if account is None:
+        raise errors.AccountNotFound(account_key=account_key)
+    check_account_accepts_keys(account, tenant)
+    if kind is PixKeyType.RANDOM:
+        key_value = None
+    else:
+        assert key_value is not None
+        check_key_belongs_to_owner(kind, key_value, account)
+
+    now = sandbox.clock()
+    request = PixKeyRequest(
+        request_key=str(uuid.uuid4()),
+        account=account,
+        requester_key=tenant.requester_key,
+        key_type=kind,
+        key_value=key_value,
+        status=RequestStatus.PENDING_VALIDATION if kind.needs_verification else RequestStatus.PENDING,
+        key_status=KeyStatus.PENDING_CONFIRMATION,
+        created_at=timestamp(now),
+        updated_at=timestamp(now),
+        key_updated_at=timestamp(now),
+        code=_new_code(sandbox, kind, key_value, now) if kind.needs_verification else None,
+    )
+    sandbox.store.add_key_request(request)  # atomic: one owner, one unfinished request, the limit
+    if request.code is not None:
+        sandbox.publish(_code_sent(request.request_key, request.code))
+    else:
+        _schedule_decision(sandbox, request.request_key)
+    return request
+
+
+def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str) -> PixKeyRequest:
+    now = sandbox.clock()
+
+    def accept(request: PixKeyRequest) -> PixKeyRequest:
+        request.check_owner(tenant)
+        request.validate_code(code, now)
+        return request
+
+    request = sandbox.store.change_key_request(request_key, accept)
+    _schedule_decision(sandbox, request_key)
+    return request
+
+
+def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str) -> PixKeyRequest:
+    now = sandbox.clock()
+
+    def replace(request: PixKeyRequest) -> PixKeyRequest:
+        request.check_owner(tenant)
+        request.check_can_resend()
+        request.replace_code(_new_code(sandbox, request.key_type, request.key_value, now), now)
+        return request
+
+    request = sandbox.store.change_key_request(request_key, replace)
+    assert request.code is not None
+    sandbox.publish(_code_sent(request.request_key, request.code))
+    return request
+
+
+def account_keys(sandbox: Sandbox, tenant: Tenant, account_key: str) -> list[PixKeyRequest]:
+    """The account's keys that are active or being created (rejected requests leave no key)."""
+    account = sandbox.store.account(account_key)
+    if account is None:
+        raise errors.AccountNotFound(account_key=account_key)
+    if account.tenant != tenant.name:
+        raise errors.InvalidPermission(person_key=tenant.requester_key, account_key=account_key)
+    return [request for request in sandbox.store.key_requests(account_key) if request.claims_key]
+
+
+def decide(sandbox: Sandbox, request_key: str) -> None:
+    """DICT's answer to a pending request, announced by the ``key_inclusion`` webhook."""
+    now = sandbox.clock()
+
+    def settle(request: PixKeyRequest) -> PixKeyRequest | None:
+        if request.status is not RequestStatus.PENDING:
+            return None
+        reason = dict_decision(request.account)
+        if reason is None:
+            request.approve(request.key_value or str(uuid.uuid4()), now)
+        else:
+            request.reject(reason, now)
+        return request
+
+    try:
+        decided = sandbox.store.change_key_request(request_key, settle)
+    except errors.KeyRequestNotFound:  # the sandbox was reset meanwhile
+        return
+    if decided is not None:
+        sandbox.publish(events.KeyRequestDecided(
+            tenant=decided.tenant,
+            pix_key=decided.key_value,
+            account_key=decided.account.account_key,
+            pix_key_status=str(decided.key_status),
+            pix_key_request_key=decided.request_key,
+            pix_key_request_status=str(decided.status),
+            decided_at=decided.updated_at,
+        ))
+
+
+def _schedule_decision(sandbox: Sandbox, request_key: str) -> None:
+    sandbox.scheduler.later(sandbox.settings.activation_delay, lambda: decide(sandbox, request_key))
+
+
+def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: dt.datetime) -> VerificationCode:
+    assert destination is not None
+    return VerificationCode(
+        code=f"{secrets.randbelow(1_000_000):06d}",
+        channel="email" if kind is PixKeyType.EMAIL else "sms",
+        destination=destination,
+        sent_at=now,
+        expires_at=now + dt.timedelta(seconds=sandbox.settings.code_ttl),
+    )
+
+
+def _code_sent(request_key: str, code: VerificationCode) -> events.VerificationCodeSent:
+    return events.VerificationCodeSent(
+        pix_key_request_key=request_key,
+        channel=code.channel,
+        destination=code.destination,
+        verification_code=code.code,
+        sent_at=timestamp(code.sent_at),
+        expires_at=timestamp(code.expires_at),
+    )

@@ -1,0 +1,48 @@
+"""/__admin: reset, accounts, outbox and recorded webhooks."""
+
+from __future__ import annotations
+
+from baas_sandbox.adapters.fixtures import InvalidAccountField
+from baas_sandbox.adapters.repository import AccountAlreadyExists
+from baas_sandbox.http.context import current_sandbox
+from baas_sandbox.http.errors import json_response
+from baas_sandbox.services.accounts import build_account
+
+
+async def reset_sandbox():
+    sandbox = current_sandbox()
+    sandbox.reset()
+    return {
+        "message": "Sandbox reset to fixtures",
+        "tenants": sandbox.store.tenant_count(),
+        "accounts": len(sandbox.store.accounts()),
+    }, 200
+
+
+async def list_accounts(tenant: str | None = None):
+    return {"accounts": [a.as_dict() for a in current_sandbox().store.accounts(tenant)]}, 200
+
+
+async def create_account(body: dict):
+    store = current_sandbox().store
+    try:
+        account = build_account(body, store.tenant)
+        store.add_account(account)
+    except InvalidAccountField as exc:
+        return json_response(400, {"code": "SBX000400", "message": "Invalid request",
+                                   "details": f"{exc.field}: {exc.problem}"})
+    except AccountAlreadyExists:
+        return json_response(409, {"code": "SBX000409", "message": "Account already exists",
+                                   "details": f"account_key {body['account_key']} is taken"})
+    return account.as_dict(), 201
+
+
+async def list_outbox(pix_key_request_key: str | None = None):
+    messages = current_sandbox().store.records("outbox")
+    if pix_key_request_key is not None:
+        messages = [m for m in messages if m["pix_key_request_key"] == pix_key_request_key]
+    return {"messages": messages}, 200
+
+
+async def list_webhooks():
+    return {"webhooks": current_sandbox().store.records("webhooks")}, 200

@@ -1,0 +1,18 @@
+"""POST /banking-auth/v1/credentials."""
+
+from __future__ import annotations
+
+from baas_sandbox.http.context import current_sandbox
+from baas_sandbox.services.credentials import save_credential
+
+
+async def post_credentials(body: dict, token_info: dict):
+    credential = save_credential(
+        current_sandbox(),
+        token_info["tenant"],
+        provider=body["provider"],
+        integration_type=body["type"],
+        key=body["key"],
+        provider_data=body.get("provider_data"),
+    )
+    return {"message": "Credential saved", "proxy_value": credential.proxy_value}, 201
