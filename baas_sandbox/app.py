@@ -11,6 +11,7 @@ the spec's own account schema, so a broken spec or fixture stops start-up with i
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 
 from connexion import AsyncApp
@@ -44,15 +45,18 @@ VALIDATORS = {
 
 @dataclass(frozen=True)
 class Specs:
+    """Both documents, checked; ``*_raw`` as written (for connexion), the others with refs inlined."""
+
+    product_raw: dict
+    admin_raw: dict
     product: dict
     admin: dict
 
     @classmethod
     def load(cls) -> "Specs":
-        return cls(
-            product=resolve_refs(load_checked(SPEC_DIR / PRODUCT_SPEC)),
-            admin=resolve_refs(load_checked(SPEC_DIR / ADMIN_SPEC)),
-        )
+        product = load_checked(SPEC_DIR / PRODUCT_SPEC)
+        admin = load_checked(SPEC_DIR / ADMIN_SPEC)
+        return cls(product, admin, resolve_refs(product), resolve_refs(admin))
 
     @property
     def account_schema(self) -> dict:
@@ -78,9 +82,10 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app = AsyncApp(__name__, specification_dir=SPEC_DIR, validator_map=VALIDATORS, lifespan=lifespan)
     resolver = Resolver(function_resolver=handlers.resolve)
     swagger = SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui")
-    app.add_api(PRODUCT_SPEC, resolver=resolver, validate_responses=settings.validate_responses,
+    # connexion gets the parsed documents (copies: it annotates them), not the files to parse again.
+    app.add_api(copy.deepcopy(specs.product_raw), resolver=resolver, validate_responses=settings.validate_responses,
                 swagger_ui_options=swagger)
-    app.add_api(ADMIN_SPEC, base_path=ADMIN_BASE_PATH, resolver=resolver,
+    app.add_api(copy.deepcopy(specs.admin_raw), base_path=ADMIN_BASE_PATH, resolver=resolver,
                 validate_responses=settings.validate_responses, swagger_ui_options=swagger)
 
     # Outermost first: each insertion before the exception middleware lands inside the previous.
@@ -95,7 +100,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     app.add_error_handler(DomainError, errors.on_domain_error)
     app.add_error_handler(ProblemException, errors.on_problem)
-    app.add_error_handler(HTTPException, errors.on_http_exception)
+    routes = errors.RouteTable([("", specs.product), (ADMIN_BASE_PATH, specs.admin)])
+    app.add_error_handler(HTTPException, routes.on_http_exception)
     app.add_error_handler(Exception, errors.on_crash)
 
     app.sandbox = sandbox  # type: ignore[attr-defined]  # for the CLI and the tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from baas_sandbox.adapters.fixtures import FixtureError
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         validate_responses=args.validate_responses,
         cors_origin_regex=args.cors_origin_regex,
     )
+    # connexion imports starlette's test client at import time, which warns about httpx: noise
+    # for someone who only wants a server.
+    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
     from baas_sandbox.app import create_app  # imported late: --help stays fast
 
     try:

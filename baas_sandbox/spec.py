@@ -7,6 +7,7 @@ the fixture schema all come from it.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,28 @@ PRODUCT_SPEC = "openapi.yaml"
 ADMIN_SPEC = "admin.yaml"
 
 
+# libyaml's loader when PyYAML was built with it: the specs are parsed at every start.
+YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class SpecError(Exception):
     """A spec file is missing or invalid; the message is the validator's."""
 
 
 def load_checked(path: Path) -> dict:
-    """Read a spec and check it with openapi-spec-validator."""
+    """Read a spec and check it with openapi-spec-validator (a copy: callers may annotate it)."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read: {exc}") from None
+    return copy.deepcopy(_load_checked(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_checked(path: Path, _mtime_ns: int, _size: int) -> dict:
+    """Cached per file version: a process that builds several apps (the tests) checks once."""
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YamlLoader)
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: cannot be read: {exc}") from None
     try:

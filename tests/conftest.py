@@ -33,3 +33,36 @@ def client() -> Iterator:
 def client_with() -> Callable:
     """``with client_with(code_ttl=0.2) as client:`` for tests that need other settings."""
     return running
+
+
+@contextmanager
+def live_server(**settings) -> Iterator[tuple[str, object]]:
+    """The app served by uvicorn on a free loopback port, in a thread: (base URL, sandbox)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    app = create_app(Settings(**(FAST | settings)))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", app.sandbox
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, object]]:
+    with live_server() as running_server:
+        yield running_server

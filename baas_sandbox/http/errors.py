@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from enum import Enum
 
 from connexion.exceptions import ProblemException
@@ -21,6 +22,8 @@ from baas_sandbox.domain.errors import BaasError, BankingAuthError, DomainError,
 from baas_sandbox.http.violations import RequestInvalid, Violation
 
 logger = logging.getLogger("baas_sandbox")
+
+HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
 
 
 class Api(Enum):
@@ -140,19 +143,45 @@ def on_problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     return sandbox_problem(api, exc.status, str(exc.detail or ""))
 
 
-def on_http_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    assert isinstance(exc, HTTPException)
-    api = Api.of(request.url.path)
-    if exc.status_code == 404:
-        details = f"no operation at {request.method} {request.url.path}"
-    elif exc.status_code == 405:
-        details = f"{request.method} is not allowed on {request.url.path}"
-    else:
-        details = str(exc.detail or "")
-    response = sandbox_problem(api, exc.status_code, details)
-    if exc.headers:
-        response.headers = dict(exc.headers)
-    return response
+class RouteTable:
+    """The methods each documented path allows, for the ``Allow`` header of a 405.
+
+    connexion gives every (path, method) its own route, so the router's own 405 only knows the
+    methods of the first route it matched; the spec knows them all.
+    """
+
+    def __init__(self, specs: list[tuple[str, dict]]) -> None:
+        self._routes: list[tuple[re.Pattern, list[str]]] = []
+        for base_path, spec in specs:
+            for path, item in spec.get("paths", {}).items():
+                methods = sorted(m.upper() for m in item if m in HTTP_METHODS)
+                if "GET" in methods:
+                    methods.append("HEAD")  # served for every GET route
+                pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(base_path + path))
+                self._routes.append((re.compile(pattern + "$"), methods))
+
+    def allowed(self, path: str) -> list[str] | None:
+        for pattern, methods in self._routes:
+            if pattern.match(path):
+                return methods
+        return None
+
+    def on_http_exception(self, request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        assert isinstance(exc, HTTPException)
+        api = Api.of(request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            details = f"no operation at {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            details = f"{request.method} is not allowed on {request.url.path}"
+            allowed = self.allowed(request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        else:
+            details = str(exc.detail or "")
+        response = sandbox_problem(api, exc.status_code, details)
+        response.headers = headers
+        return response
 
 
 def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -55,8 +55,9 @@ def _discriminated_branch(schema: dict, body: Any) -> dict:
     for branch in schema["oneOf"]:
         for value in branch.get("properties", {}).get(discriminator, {}).get("enum", []):
             choices[value] = branch
-    if isinstance(body, dict) and body.get(discriminator) in choices:
-        return choices[body[discriminator]]
+    chosen = body.get(discriminator) if isinstance(body, dict) else None
+    if isinstance(chosen, str) and chosen in choices:
+        return choices[chosen]
     return {
         "type": "object",
         "required": [discriminator],

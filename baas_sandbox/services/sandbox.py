@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baas_sandbox.adapters.fixtures import Fixtures, load_fixtures
+from baas_sandbox.adapters.fixtures import Fixtures
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.domain import events

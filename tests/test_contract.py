@@ -1,0 +1,26 @@
+"""schemathesis over every operation of both specs, every check, response validation on."""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import settings
+
+from baas_sandbox.app import create_app
+from baas_sandbox.services.sandbox import Settings
+
+APP = create_app(Settings(activation_delay=0.05, validate_responses=True))
+
+product = schemathesis.openapi.from_asgi("/openapi.json", APP)
+admin = schemathesis.openapi.from_asgi("/__admin/openapi.json", APP)
+
+
+@product.parametrize()
+@settings(max_examples=60, deadline=None)
+def test_product_api_honours_its_contract(case):
+    case.call_and_validate()
+
+
+@admin.parametrize()
+@settings(max_examples=40, deadline=None)
+def test_admin_api_honours_its_contract(case):
+    case.call_and_validate()

@@ -1,0 +1,99 @@
+"""``Prefer: code=…, example=…`` answers any documented response, and only documented ones."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from baas_sandbox.spec import PRODUCT_SPEC, SPEC_DIR, load_checked, resolve_refs
+from tests.helpers import ORG_A, SEED_ACCOUNT, SEED_CNPJ
+
+SPEC = resolve_refs(load_checked(SPEC_DIR / PRODUCT_SPEC))
+ANY_REQUEST = str(uuid.uuid4())
+
+# A valid request for each operation: Prefer acts after authentication and validation.
+VALID_REQUESTS = {
+    "post-credentials": ("POST", "/banking-auth/v1/credentials",
+                         {"json": {"key": "k", "provider": "BTG", "type": "PIX"}, "headers": {"account_token": "t"}}),
+    "create-pix-key": ("POST", "/baas/pix/keys",
+                       {"json": {"account_key": SEED_ACCOUNT, "pix_key_type": "cnpj", "pix_key": SEED_CNPJ}}),
+    "list-pix-keys": ("GET", "/baas/pix/keys", {"params": {"account_key": SEED_ACCOUNT}}),
+    "validate-pix-key-twofa": ("PATCH", f"/baas/pix/keys/{ANY_REQUEST}/twofa_validation",
+                               {"json": {"verification_code": "123456"}}),
+    "resend-pix-key-twofa": ("PATCH", f"/baas/pix/keys/{ANY_REQUEST}/resend_twofa", {"json": {}}),
+}
+
+
+def documented_examples():
+    for path_item in SPEC["paths"].values():
+        for method, operation in path_item.items():
+            if method == "parameters":
+                continue
+            for status, response in operation["responses"].items():
+                media = response.get("content", {}).get("application/json", {})
+                for name, example in media.get("examples", {}).items():
+                    yield operation["operationId"], int(status), name, example["value"]
+
+
+EXAMPLES = list(documented_examples())
+
+
+def test_every_operation_has_a_valid_request():
+    assert {operation for operation, *_ in EXAMPLES} == set(VALID_REQUESTS)
+
+
+def send(client, operation_id: str, prefer: str | None, authenticated: bool = True):
+    method, path, kwargs = VALID_REQUESTS[operation_id]
+    headers = dict(kwargs.get("headers", {})) | (ORG_A if authenticated else {})
+    if prefer is not None:
+        headers["Prefer"] = prefer
+    return client.request(method, path, **(kwargs | {"headers": headers}))
+
+
+@pytest.mark.parametrize("operation_id,status,name,body", EXAMPLES,
+                         ids=[f"{o}-{s}-{n}" for o, s, n, _ in EXAMPLES])
+def test_any_documented_example_on_purpose(client, operation_id, status, name, body):
+    response = send(client, operation_id, f"code={status}, example={name}")
+    assert response.status_code == status
+    assert response.json() == body
+    assert response.headers["tracking_id"]
+
+
+def test_code_alone_answers_the_first_example_of_that_status(client):
+    response = send(client, "post-credentials", "code=502")
+    assert (response.status_code, response.json()["code"]) == (502, "EBAA0002")
+
+
+def test_example_alone_finds_its_status(client):
+    response = send(client, "validate-pix-key-twofa", "example=2FA000410")
+    assert (response.status_code, response.json()["code"]) == (410, "2FA000410")
+
+
+@pytest.mark.parametrize("prefer,reason", [
+    ("code=418", "status 418 is not documented"),
+    ("code=500", "status 500 is not documented"),  # the Pix key API documents no 500
+    ("code=400, example=NOPE", "no example named 'NOPE'"),
+    ("code=abc", "is not a status"),
+])
+def test_undocumented_preferences_are_refused(client, prefer, reason):
+    response = send(client, "create-pix-key", prefer)
+    assert response.status_code == 400
+    assert response.json()["code"] == "SBX000400"
+    assert reason in response.json()["description"]
+
+
+def test_prefer_does_not_bypass_authentication(client):
+    response = send(client, "post-credentials", "code=502", authenticated=False)
+    assert response.status_code == 401
+
+
+def test_prefer_does_not_bypass_validation(client):
+    response = client.post("/baas/pix/keys", json={"pix_key_type": "cnpj"}, headers=ORG_A | {"Prefer": "code=201"})
+    assert response.status_code == 400
+
+
+def test_other_preferences_leave_the_request_alone(client):
+    response = send(client, "create-pix-key", "return=minimal")
+    assert response.status_code == 201
+    assert response.json()["request_data"]["owner_name"] == "VOVO LUCIA CONVENIENCIA LTDA"

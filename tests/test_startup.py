@@ -1,0 +1,156 @@
+"""Start-up: the console script serves; a broken spec or fixture stops it with the reason."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from baas_sandbox import app as app_module
+from baas_sandbox.adapters.fixtures import FixtureError
+from baas_sandbox.app import create_app
+from baas_sandbox.services.sandbox import DEFAULT_FIXTURES, Settings
+from baas_sandbox.spec import SPEC_DIR, SpecError
+
+BAAS_SANDBOX = str(Path(sys.executable).with_name("baas-sandbox"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_console_script_serves_the_sandbox():
+    port = free_port()
+    server = subprocess.Popen([BAAS_SANDBOX, "serve", "--port", str(port), "--log-level", "warning"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/__admin/accounts", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read().decode()
+                assert time.monotonic() < deadline, "the server did not answer within 20 s"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert len(response.json()["accounts"]) == 6
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def fixture_dir(tmp_path: Path, tenants: str | None = None, accounts: str | None = None) -> Path:
+    shutil.copy(DEFAULT_FIXTURES / "tenants.yaml", tmp_path / "tenants.yaml")
+    shutil.copy(DEFAULT_FIXTURES / "accounts.yaml", tmp_path / "accounts.yaml")
+    if tenants is not None:
+        (tmp_path / "tenants.yaml").write_text(textwrap.dedent(tenants))
+    if accounts is not None:
+        (tmp_path / "accounts.yaml").write_text(textwrap.dedent(accounts))
+    return tmp_path
+
+
+ACCOUNT = """\
+    accounts:
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556666
+        tenant: org-a
+        owner_name: ANA
+        owner_person_type: natural
+        owner_document_number: "{document}"
+        status: open
+    """
+
+
+@pytest.mark.parametrize("accounts,expected", [
+    (ACCOUNT.format(document="12345678900"),
+     "accounts.yaml:6: accounts[0].owner_document_number: 12345678900 is not a valid CPF"),
+    (ACCOUNT.format(document="81563500221").replace("tenant: org-a", "tenant: org-x"),
+     "accounts.yaml:3: accounts[0].tenant: unknown tenant 'org-x'"),
+    (ACCOUNT.format(document="81563500221").replace("        status: open\n", ""),
+     "accounts.yaml:2: accounts[0]: 'status' is a required property"),
+    (ACCOUNT.format(document="81563500221").replace("status: open", "status: frozen"),
+     "accounts.yaml:7: accounts[0].status: 'frozen' is not one of ['open', 'closed']"),
+    ("accounts:\n  - [unclosed\n", "accounts.yaml:3: is not valid YAML"),
+])
+def test_a_malformed_account_fixture_names_file_line_and_field(tmp_path, accounts, expected):
+    with pytest.raises(FixtureError) as failure:
+        create_app(Settings(fixtures_dir=fixture_dir(tmp_path, accounts=accounts)))
+    assert expected in str(failure.value)
+
+
+def test_a_malformed_tenant_fixture_names_file_line_and_field(tmp_path):
+    tenants = """\
+        tenants:
+          - name: org-a
+            token: org-a-token
+            requester_key: not-a-uuid
+        """
+    with pytest.raises(FixtureError, match=r"tenants.yaml:4: tenants\[0\].requester_key"):
+        create_app(Settings(fixtures_dir=fixture_dir(tmp_path, tenants=tenants)))
+
+
+def test_a_duplicate_token_is_refused(tmp_path):
+    tenants = """\
+        tenants:
+          - {name: org-a, token: same, requester_key: ef48fbe4-267b-45c1-9049-75345c075486}
+          - {name: org-b, token: same, requester_key: 4c2e8f1a-6b3d-4e5f-a7c9-0d1e2f3a4b5c}
+        """
+    with pytest.raises(FixtureError, match=r"tenants.yaml:3: tenants\[1\].token: token is used by another tenant"):
+        create_app(Settings(fixtures_dir=fixture_dir(tmp_path, tenants=tenants)))
+
+
+def test_more_tenants_come_from_fixtures(tmp_path):
+    tenants = """\
+        tenants:
+          - {name: org-a, token: org-a-token, requester_key: ef48fbe4-267b-45c1-9049-75345c075486}
+          - {name: org-b, token: org-b-token, requester_key: 4c2e8f1a-6b3d-4e5f-a7c9-0d1e2f3a4b5c}
+          - {name: org-c, token: org-c-token, requester_key: 5d3f9a2b-7c4e-4f6a-b8d0-1e2f3a4b5c6d}
+        """
+    app = create_app(Settings(fixtures_dir=fixture_dir(tmp_path, tenants=tenants), validate_responses=True))
+    with app.test_client() as client:
+        response = client.get("/baas/pix/keys", params={"account_key": "6d30a0b1-cb90-4ceb-b1ea-5bd600cdf3c8"},
+                              headers={"Authorization": "Bearer org-c-token"})
+    assert response.status_code == 403  # authenticated, but the account is org-a's
+    assert response.json()["code"] == "PIX000054"
+
+
+def test_the_cli_stops_on_a_bad_fixture_without_a_traceback(tmp_path):
+    bad = fixture_dir(tmp_path, accounts=ACCOUNT.format(document="12345678900"))
+    result = subprocess.run([BAAS_SANDBOX, "serve", "--fixtures", str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "cannot start" in result.stderr and "accounts.yaml:6" in result.stderr
+    assert "Warning" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def broken_spec_dir(tmp_path, monkeypatch) -> Path:
+    for name in ("openapi.yaml", "admin.yaml"):
+        shutil.copy(SPEC_DIR / name, tmp_path / name)
+    text = (tmp_path / "openapi.yaml").read_text().replace("openapi: 3.0.3", "openapi: 3.0.3\nbogus_root_field: 1", 1)
+    operation = "      operationId: list-pix-keys\n"
+    text = text.replace(operation, operation + "      responses: nope\n", 1)
+    (tmp_path / "openapi.yaml").write_text(text)
+    monkeypatch.setattr(app_module, "SPEC_DIR", tmp_path)
+    return tmp_path
+
+
+def test_an_invalid_spec_stops_start_up_with_the_validators_message(broken_spec_dir):
+    with pytest.raises(SpecError, match=r"openapi.yaml: invalid OpenAPI document"):
+        create_app(Settings())
+
+
+def test_the_cli_reports_an_invalid_spec(broken_spec_dir, capsys):
+    from baas_sandbox.cli import main
+
+    assert main(["serve"]) == 2
+    assert "invalid OpenAPI document" in capsys.readouterr().err
