@@ -77,6 +77,8 @@ def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str) -> PixKeyReq
 
     def replace(request: PixKeyRequest) -> PixKeyRequest:
         request.check_owner(tenant)
+        # Checked before a code is made: a request without two-step validation has no destination.
+        request.check_can_resend()
         request.replace_code(_new_code(sandbox, request.key_type, request.key_value, now), now)
         return request
 
