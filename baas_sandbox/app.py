@@ -1,8 +1,9 @@
 """The app factory: the request pipeline, explicit.
 
-    CORS -> tracking_id -> bind sandbox -> errors in each API's format
-      -> route (connexion) -> authenticate -> validate the request
-      -> validate the response (tests) -> Prefer: a documented example, or the handler
+    remember the connection (faults) -> journal -> CORS -> tracking_id -> bind sandbox
+      -> errors in each API's format -> route (connexion) -> authenticate -> validate the request
+      -> validate the response (tests) -> Prefer: a documented example
+      -> scenarios: latency, an injected answer, a network fault -> the handler
 
 Both specs are checked with openapi-spec-validator first, and the fixtures are loaded against
 the spec's own account schema, so a broken spec or fixture stops start-up with its reason.
@@ -10,13 +11,15 @@ the spec's own account schema, so a broken spec or fixture stops start-up with i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
+import functools
 from dataclasses import dataclass
 
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
@@ -27,13 +30,26 @@ from baas_sandbox.adapters.fixtures import load_fixtures
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import errors
 from baas_sandbox.http.context import BindSandbox
-from baas_sandbox.http.prefer import ExampleCatalogue, PreferredResponse
+from baas_sandbox.http.faults import RememberConnection
+from baas_sandbox.http.journal import RecordRequests
+from baas_sandbox.http.prefer import PreferredResponse
+from baas_sandbox.http.scenarios import ApplyScenarios
 from baas_sandbox.http.tracking import HEADER as TRACKING_HEADER
 from baas_sandbox.http.tracking import TrackingId
 from baas_sandbox.http.violations import BodyValidator, ParametersValidator
+from baas_sandbox.scenarios.library import ScenarioLibrary
+from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
 from baas_sandbox.services.sandbox import Sandbox, Settings
-from baas_sandbox.spec import ADMIN_SPEC, PRODUCT_SPEC, SPEC_DIR, load_checked, resolve_refs, to_json_schema
+from baas_sandbox.spec import (
+    ADMIN_SPEC,
+    PRODUCT_SPEC,
+    SPEC_DIR,
+    Contract,
+    load_checked,
+    resolve_refs,
+    to_json_schema,
+)
 
 ADMIN_BASE_PATH = "/__admin"
 
@@ -43,7 +59,7 @@ VALIDATORS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class Specs:
     """Both documents, checked; ``*_raw`` as written (for connexion), the others with refs inlined."""
 
@@ -58,6 +74,10 @@ class Specs:
         admin = load_checked(SPEC_DIR / ADMIN_SPEC)
         return cls(product, admin, resolve_refs(product), resolve_refs(admin))
 
+    @functools.cached_property
+    def contract(self) -> Contract:
+        return Contract(("", self.product), (ADMIN_BASE_PATH, self.admin))
+
     @property
     def account_schema(self) -> dict:
         return to_json_schema(self.admin["components"]["schemas"]["AccountRequest"])
@@ -65,21 +85,35 @@ class Specs:
 
 def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
     fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account)
-    return Sandbox(settings, fixtures)
+    product_operations = [op for path in specs.product["paths"].values() for method, op in path.items()
+                          if isinstance(op, dict) and "operationId" in op]
+    scenarios = ScenarioLibrary(settings.scenarios_dir, specs.contract,
+                                [op["operationId"] for op in product_operations],
+                                seed=settings.seed, active=settings.scenarios)
+    return Sandbox(settings, fixtures, scenarios)
 
 
 def create_app(settings: Settings | None = None) -> AsyncApp:
-    """A ready ASGI app; raises ``SpecError`` or ``FixtureError`` with the reason it cannot start."""
+    """A ready ASGI app; raises ``SpecError``, ``FixtureError``, ``ScenarioError`` or ``UnknownScenario``
+    with the reason it cannot start."""
     settings = settings or Settings()
     specs = Specs.load()
     sandbox = build_sandbox(settings, specs)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch(sandbox.scenarios, stop)) if settings.hot_reload else None
         yield
+        stop.set()
         sandbox.scheduler.cancel_all()
+        if watcher is not None:
+            await asyncio.wait_for(watcher, timeout=5)
 
-    app = AsyncApp(__name__, specification_dir=SPEC_DIR, validator_map=VALIDATORS, lifespan=lifespan)
+    # Outermost, before connexion's own middleware: remembers the connection for network faults.
+    middlewares = [RememberConnection, *ConnexionMiddleware.default_middlewares]
+    app = AsyncApp(__name__, specification_dir=SPEC_DIR, validator_map=VALIDATORS, lifespan=lifespan,
+                   middlewares=middlewares)
     resolver = Resolver(function_resolver=handlers.resolve)
     swagger = SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui")
     # connexion gets the parsed documents (copies: it annotates them), not the files to parse again.
@@ -89,6 +123,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
                 validate_responses=settings.validate_responses, swagger_ui_options=swagger)
 
     # Outermost first: each insertion before the exception middleware lands inside the previous.
+    app.add_middleware(RecordRequests, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       journal=sandbox.journal, contract=specs.contract)
     app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        allow_origin_regex=settings.cors_origin_regex, allow_methods=["*"],
                        allow_headers=["*"], expose_headers=[TRACKING_HEADER])
@@ -96,7 +132,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_CONTEXT)
     app.add_middleware(PreferredResponse, position=MiddlewarePosition.BEFORE_CONTEXT,
-                       catalogue=ExampleCatalogue(specs.product))
+                       contract=specs.contract, seed=settings.seed)
+    app.add_middleware(ApplyScenarios, position=MiddlewarePosition.BEFORE_CONTEXT,
+                       library=sandbox.scenarios, contract=specs.contract)
 
     app.add_error_handler(DomainError, errors.on_domain_error)
     app.add_error_handler(ProblemException, errors.on_problem)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from baas_sandbox.defaults import PROJECT_ROOT
+
 SPEC_DIR = PROJECT_ROOT / "spec"
 PRODUCT_SPEC = "openapi.yaml"
 ADMIN_SPEC = "admin.yaml"
@@ -89,3 +91,108 @@ def to_json_schema(schema: Any) -> Any:
         if "enum" in converted:
             converted["enum"] = [*converted["enum"], None]
     return converted
+
+
+HTTP_METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
+
+
+@dataclass(frozen=True)
+class DocumentedResponse:
+    status: int
+    schema: dict | None
+    examples: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    path: str  # the spec's template, with the API's base path
+    responses: dict[int, DocumentedResponse]
+    #: Request body fields marked ``format: password``: never echoed, logged or journaled.
+    secret_fields: frozenset[str] = frozenset()
+
+
+class Contract:
+    """What the specs promise, per operation: statuses, their examples and schemas."""
+
+    def __init__(self, *specs: tuple[str, dict]) -> None:
+        """``specs``: (base path, resolved document) pairs."""
+        self.operations: dict[str, Operation] = {}
+        self._components: dict[str, dict] = {}
+        for base_path, spec in specs:
+            for path, item in spec.get("paths", {}).items():
+                for method in HTTP_METHODS:
+                    if method in item and "operationId" in item[method]:
+                        operation = _operation(base_path + path, method, item[method])
+                        self.operations[operation.operation_id] = operation
+                        self._components[operation.operation_id] = spec.get("components", {})
+
+    def operation(self, operation_id: str) -> Operation | None:
+        return self.operations.get(operation_id)
+
+    def find(self, method: str, path: str) -> Operation | None:
+        """The operation documented at ``method`` and ``path`` (the spec's template)."""
+        for operation in self.operations.values():
+            if operation.method == method.lower() and operation.path == path:
+                return operation
+        return None
+
+    def choose(self, operation_id: str, code: int | None, example: str | None) -> tuple[int, Any]:
+        """The (status, example body) asked for; ``LookupError`` saying why when there is none."""
+        responses = self.operations[operation_id].responses
+        documented = ", ".join(str(status) for status in sorted(responses))
+        if code is not None and code not in responses:
+            raise LookupError(f"status {code} is not documented for {operation_id} (documented: {documented})")
+        candidates = [responses[code]] if code is not None else list(responses.values())
+        for response in candidates:
+            if example is None and response.examples:
+                return response.status, next(iter(response.examples.values()))
+            if example is not None and example in response.examples:
+                return response.status, response.examples[example]
+        if example is not None:
+            raise LookupError(f"no example named {example!r} for {operation_id}"
+                              + (f" status {code}" if code is not None else ""))
+        raise LookupError(f"status {code} of {operation_id} has no example to answer with")
+
+    def schema_for(self, operation_id: str, status: int) -> dict | None:
+        """The JSON body schema of a documented response, rooted so that its references resolve."""
+        response = self.operations[operation_id].responses.get(status)
+        if response is None or response.schema is None:
+            return None
+        return response.schema | {"components": self._components[operation_id]}
+
+    def body_problems(self, operation_id: str, status: int, body: Any) -> list[str]:
+        """Why ``body`` is not a valid answer of ``status`` for the operation (empty: it is)."""
+        from openapi_schema_validator import OAS30Validator
+
+        schema = self.schema_for(operation_id, status)
+        if schema is None:
+            return [] if body is None else [f"status {status} of {operation_id} has no JSON body"]
+        return [f"{'.'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
+                for e in OAS30Validator(schema).iter_errors(body)]
+
+
+def _operation(path: str, method: str, operation: dict) -> Operation:
+    responses = {}
+    for status, response in operation.get("responses", {}).items():
+        if not str(status).isdigit():
+            continue
+        media = response.get("content", {}).get("application/json")
+        examples = {name: example["value"] for name, example in (media or {}).get("examples", {}).items()
+                    if "value" in example}
+        responses[int(status)] = DocumentedResponse(int(status), media.get("schema") if media else None, examples)
+    body_schema = (operation.get("requestBody", {}).get("content", {})
+                   .get("application/json", {}).get("schema", {}))
+    return Operation(operation["operationId"], method, path, responses, frozenset(_secret_fields(body_schema)))
+
+
+def _secret_fields(schema: dict, prefix: str = "") -> set[str]:
+    fields = set()
+    for name, prop in schema.get("properties", {}).items():
+        if prop.get("format") == "password":
+            fields.add(prefix + name)
+        fields |= _secret_fields(prop, f"{prefix}{name}.")
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []) + schema.get("allOf", []):
+        fields |= _secret_fields(branch, prefix)
+    return fields

@@ -21,6 +21,10 @@ OPERATIONS: dict[str, Callable] = {
     "create-account": admin.create_account,
     "list-outbox": admin.list_outbox,
     "list-webhooks": admin.list_webhooks,
+    "list-scenarios": admin.list_scenarios,
+    "set-active-scenarios": admin.set_active_scenarios,
+    "list-requests": admin.list_requests,
+    "clear-requests": admin.clear_requests,
 }
 
 

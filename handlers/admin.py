@@ -6,6 +6,7 @@ from baas_sandbox.adapters.fixtures import InvalidAccountField
 from baas_sandbox.adapters.repository import AccountAlreadyExists
 from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.errors import json_response
+from baas_sandbox.scenarios.library import UnknownScenario
 from baas_sandbox.services.accounts import build_account
 
 
@@ -46,3 +47,25 @@ async def list_outbox(pix_key_request_key: str | None = None):
 
 async def list_webhooks():
     return {"webhooks": current_sandbox().store.records("webhooks")}, 200
+
+
+async def list_scenarios():
+    return current_sandbox().scenarios.describe(), 200
+
+
+async def set_active_scenarios(body: dict):
+    scenarios = current_sandbox().scenarios
+    try:
+        scenarios.activate(body["names"])
+    except UnknownScenario as exc:
+        return json_response(400, {"code": "SBX000400", "message": "Invalid request", "details": f"names: {exc}"})
+    return scenarios.describe(), 200
+
+
+async def list_requests(operation_id: str | None = None, status: int | None = None, limit: int | None = None):
+    return {"requests": current_sandbox().journal.entries(operation_id, status, limit)}, 200
+
+
+async def clear_requests():
+    current_sandbox().journal.clear()
+    return None, 204

@@ -97,3 +97,31 @@ def test_other_preferences_leave_the_request_alone(client):
     response = send(client, "create-pix-key", "return=minimal")
     assert response.status_code == 201
     assert response.json()["request_data"]["owner_name"] == "VOVO LUCIA CONVENIENCIA LTDA"
+
+
+@pytest.mark.parametrize("operation_id", sorted(VALID_REQUESTS))
+def test_dynamic_bodies_fit_the_schema(client, operation_id):
+    """Response validation is on: a generated body that broke the schema would answer 500."""
+    for _ in range(5):
+        response = send(client, operation_id, "dynamic=true")
+        assert 200 <= response.status_code < 300, response.text
+
+
+def test_dynamic_with_a_code_generates_that_status(client):
+    response = send(client, "create-pix-key", "code=404, dynamic=true")
+    assert response.status_code == 404
+    assert set(response.json()) >= {"title", "description", "translation", "code"}
+
+
+def test_dynamic_bodies_vary_and_are_not_the_example(client):
+    bodies = [send(client, "create-pix-key", "dynamic=true").json() for _ in range(3)]
+    assert len({b["pix_key_request_key"] for b in bodies}) == 3
+    assert all(b["request_data"]["owner_name"] for b in bodies)
+
+
+def test_dynamic_bodies_are_reproducible_with_a_seed(client_with):
+    runs = []
+    for _ in range(2):
+        with client_with(seed=11) as seeded:
+            runs.append([send(seeded, "list-pix-keys", "dynamic=true").json() for _ in range(2)])
+    assert runs[0] == runs[1]

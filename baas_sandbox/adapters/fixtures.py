@@ -10,9 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
-import yaml
-
+from baas_sandbox.adapters.yamlfile import FileProblem, YamlDocument
 from baas_sandbox.domain.model import Account, Tenant
 
 PROVIDERS = ["BTG", "CELCOIN", "JDPI", "PAY2ALL"]
@@ -47,63 +45,14 @@ TENANTS_SCHEMA = {
 }
 
 
-class FixtureError(Exception):
+class FixtureError(FileProblem):
     """A fixture file is malformed; the message names the file, the line and the field."""
-
-    def __init__(self, path: Path, line: int | None, field: str, problem: str) -> None:
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
 class Fixtures:
     tenants: list[Tenant]
     accounts: list[Account]
-
-
-class _Document:
-    """A parsed YAML file that remembers the line of every value, by its path."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            text = path.read_text(encoding="utf-8")
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
-        except OSError as exc:
-            raise FixtureError(path, None, "", f"cannot be read ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise FixtureError(path, mark.line + 1 if mark else None, "",
-                               f"is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-        self.lines: dict[tuple, int] = {}
-        if node is not None:
-            self._index(node, ())
-
-    def _index(self, node: yaml.Node, path: tuple) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                self._index(value_node, path + (key_node.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self._index(item, path + (index,))
-
-    def line_of(self, path: tuple) -> int | None:
-        while path not in self.lines and path:
-            path = path[:-1]
-        return self.lines.get(path)
-
-    def fail(self, path: tuple, problem: str) -> FixtureError:
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        return FixtureError(self.path, self.line_of(path), field, problem)
-
-    def check(self, schema: dict) -> None:
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft7Validator(schema).iter_errors(self.data)
-        )
-        if error is not None:
-            raise self.fail(tuple(error.absolute_path), error.message)
 
 
 #: Builds an account from a fixture entry; raises ``InvalidAccountField`` for a bad field.
@@ -118,7 +67,7 @@ class InvalidAccountField(Exception):
 
 def load_fixtures(directory: Path, account_schema: dict, build_account: AccountBuilder) -> Fixtures:
     """Read ``tenants.yaml`` and ``accounts.yaml`` from ``directory``."""
-    tenants_doc = _Document(directory / "tenants.yaml")
+    tenants_doc = YamlDocument(directory / "tenants.yaml", FixtureError)
     tenants_doc.check(TENANTS_SCHEMA)
     tenants: dict[str, Tenant] = {}
     tokens: set[str] = set()
@@ -135,7 +84,7 @@ def load_fixtures(directory: Path, account_schema: dict, build_account: AccountB
             providers=frozenset(entry.get("providers", PROVIDERS)),
         )
 
-    accounts_doc = _Document(directory / "accounts.yaml")
+    accounts_doc = YamlDocument(directory / "accounts.yaml", FixtureError)
     accounts_doc.check({
         "type": "object",
         "required": ["accounts"],

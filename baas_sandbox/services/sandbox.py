@@ -11,15 +11,15 @@ from pathlib import Path
 from baas_sandbox.adapters.fixtures import Fixtures
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
+from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS
 from baas_sandbox.domain import events
 from baas_sandbox.domain.model import timestamp
+from baas_sandbox.http.journal import Journal
+from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.services.scheduler import Scheduler
-from baas_sandbox.spec import PROJECT_ROOT
 
 logger = logging.getLogger("baas_sandbox")
 
-DEFAULT_FIXTURES = PROJECT_ROOT / "fixtures"
-LOCAL_ORIGINS = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?$"
 
 
 def utcnow() -> dt.datetime:
@@ -37,16 +37,30 @@ class Settings:
     validate_responses: bool = False
     #: Regular expression of the browser origins allowed by CORS.
     cors_origin_regex: str = LOCAL_ORIGINS
-    extra: dict = field(default_factory=dict)
+    #: Scenarios active from the start, in order.
+    scenarios: list[str] = field(default_factory=list)
+    #: Seed of the scenarios' random choices (probability budgets, latency): reproducible runs.
+    seed: int | None = None
+    #: How many requests the journal keeps.
+    journal_size: int = 1000
+    #: Watch the scenario folder and reload edited files.
+    hot_reload: bool = True
+
+    @property
+    def scenarios_dir(self) -> Path:
+        return self.fixtures_dir / "scenarios"
 
 
 class Sandbox:
     """Everything a handler needs, built once per app."""
 
-    def __init__(self, settings: Settings, fixtures: Fixtures, store: SandboxStore | None = None,
-                 vault: Vault | None = None, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(self, settings: Settings, fixtures: Fixtures, scenarios: ScenarioLibrary,
+                 store: SandboxStore | None = None, vault: Vault | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.settings = settings
         self.fixtures = fixtures
+        self.scenarios = scenarios
+        self.journal = Journal(settings.journal_size)
         self.store: SandboxStore = store or InMemoryStore()
         self.vault = vault or Vault.from_environment()
         self.clock = clock
@@ -61,6 +75,7 @@ class Sandbox:
     def reset(self) -> None:
         self.scheduler.cancel_all()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        self.scenarios.reset()
 
     def publish(self, *happened: events.Event) -> None:
         for event in happened:

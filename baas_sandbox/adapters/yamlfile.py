@@ -1,0 +1,65 @@
+"""YAML files that remember the line of every value, so a problem names file, line and field.
+
+Fixtures and scenario files are edited by hand by QA and frontend engineers: a refusal must say
+where, not dump a stack trace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class FileProblem(Exception):
+    """A hand-edited file is malformed: ``<file>:<line>: <field>: <problem>``."""
+
+    def __init__(self, path: Path, line: int | None, field: str, problem: str) -> None:
+        self.path, self.line, self.field, self.problem = path, line, field, problem
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+class YamlDocument:
+    """A parsed YAML file and the line of each value, by its path (``("rules", 0, "match")``)."""
+
+    def __init__(self, path: Path, problem: type[FileProblem] = FileProblem) -> None:
+        self.path, self._problem = path, problem
+        try:
+            text = path.read_text(encoding="utf-8")
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except OSError as exc:
+            raise problem(path, None, "", f"cannot be read ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise problem(path, mark.line + 1 if mark else None, "",
+                          f"is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        self.lines: dict[tuple, int] = {}
+        if node is not None:
+            self._index(node, ())
+
+    def _index(self, node: yaml.Node, path: tuple) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                self._index(value_node, path + (key_node.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._index(item, path + (index,))
+
+    def line_of(self, path: tuple) -> int | None:
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def fail(self, path: tuple, problem: str) -> FileProblem:
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        return self._problem(self.path, self.line_of(path), field, problem)
+
+    def check(self, schema: dict) -> None:
+        """Raise the most relevant violation of ``schema``, located."""
+        error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(self.data))
+        if error is not None:
+            raise self.fail(tuple(error.absolute_path), error.message)

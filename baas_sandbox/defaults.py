@@ -1,0 +1,8 @@
+"""Defaults shared by the CLI and the settings; free of imports, so the CLI can load it first."""
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FIXTURES = PROJECT_ROOT / "fixtures"
+#: Browser origins allowed by CORS by default: any port of this machine.
+LOCAL_ORIGINS = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?$"

@@ -1,0 +1,129 @@
+"""The request journal: the last requests to the product APIs, to debug an integration from.
+
+Bounded in memory; bodies are kept only when they are JSON, with every secret field of the
+operation (``format: password`` in the spec) masked, so a provider key never lands here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from baas_sandbox.domain.model import timestamp
+from baas_sandbox.http.scenarios import APPLIED, ROUTING_CONTEXT
+from baas_sandbox.spec import Contract
+
+PRODUCT_PREFIXES = ("/banking-auth", "/baas")
+MASK = "****"
+BODY_LIMIT = 64 * 1024
+
+
+class Journal:
+    def __init__(self, size: int = 1000) -> None:
+        self._entries: deque[dict] = deque(maxlen=size)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, entry: dict) -> None:
+        with self._lock:
+            self._entries.append({"id": next(self._ids), **entry})
+
+    def entries(self, operation_id: str | None = None, status: int | None = None,
+                limit: int | None = None) -> list[dict]:
+        """Newest first."""
+        with self._lock:
+            found = [e for e in reversed(self._entries)
+                     if (operation_id is None or e["operation_id"] == operation_id)
+                     and (status is None or e["status"] == status)]
+        return found[:limit] if limit is not None else found
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._entries)
+            self._entries.clear()
+            return count
+
+
+class RecordRequests:
+    """Outer middleware: one journal entry per product request, whatever answered it."""
+
+    def __init__(self, app: ASGIApp, journal: Journal, contract: Contract) -> None:
+        self.app, self.journal, self.contract = app, journal, contract
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PRODUCT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        # connexion routes a shallow copy of the scope: the operation it finds reaches this scope only
+        # through dicts that exist before the copy is made.
+        scope.setdefault("extensions", {})
+        scope.setdefault("state", {})
+        started, wall = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
+        request_body, response_body = bytearray(), bytearray()
+        status: int | None = None
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(request_body) < BODY_LIMIT:
+                request_body.extend(message.get("body", b""))
+            return message
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and len(response_body) < BODY_LIMIT:
+                response_body.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, recording_receive, recording_send)
+        finally:
+            state = scope.get("state", {})
+            operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
+            self.journal.add({
+                "time": timestamp(wall),
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "operation_id": operation_id,
+                "status": status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                "tracking_id": state.get("tracking_id"),
+                "scenario": state.get(APPLIED),
+                "request_body": self._masked(operation_id, request_body),
+                "response_body": _json_or_none(response_body),
+            })
+
+    def _masked(self, operation_id: str | None, raw: bytes) -> Any:
+        body = _json_or_none(raw)
+        operation = self.contract.operation(operation_id) if operation_id else None
+        secrets = operation.secret_fields if operation else frozenset()
+        if body is None and raw and secrets:
+            return None  # unparsed bytes could hold a secret: not kept
+        for field in secrets:
+            _mask(body, field.split("."))
+        return body
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _mask(node: Any, path: list[str]) -> None:
+    if not isinstance(node, dict) or path[0] not in node:
+        return
+    if len(path) == 1:
+        node[path[0]] = MASK
+    else:
+        _mask(node[path[0]], path[1:])

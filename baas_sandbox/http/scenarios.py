@@ -1,0 +1,139 @@
+"""Applying scenario rules to live requests: after authentication and validation, before the handler.
+
+The rule is chosen from the active scenarios, or from the one named by ``X-Sandbox-Scenario``.
+Its effects apply in order: latency, then an answer (a documented example or an inline body) or
+the handler's own, then a network fault on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from baas_sandbox.http import faults
+from baas_sandbox.http.errors import Api, sandbox_problem
+from baas_sandbox.http.violations import Violation
+from baas_sandbox.scenarios.library import ScenarioLibrary
+from baas_sandbox.scenarios.model import RequestView, Rule
+from baas_sandbox.spec import Contract
+
+HEADER = "x-sandbox-scenario"
+APPLIED = "baas_sandbox.scenario"  # scope state: which rule shaped the answer (for the journal)
+ROUTING_CONTEXT = "connexion_routing"
+
+
+class ApplyScenarios:
+    def __init__(self, app: ASGIApp, library: ScenarioLibrary, contract: Contract) -> None:
+        self.app, self.library, self.contract = app, library, contract
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
+        if scope["type"] != "http" or operation_id is None or Api.of(scope["path"]) is Api.ADMIN:
+            await self.app(scope, receive, send)
+            return
+        library = self.library
+        only = Headers(scope=scope).get(HEADER)
+        if only is not None and not library.known(only):
+            reason = f"unknown scenario {only!r}"
+            response = sandbox_problem(Api.of(scope["path"]), 400, f"X-Sandbox-Scenario: {reason}",
+                                       [Violation(f"header {HEADER}", reason)])
+            await _send_json(send, response.status_code, response.body)
+            return
+        if only is None and not library.active:
+            await self.app(scope, receive, send)
+            return
+
+        body, receive = await _buffered(receive)
+        choice = library.choose(_view(scope, operation_id, body), only=only)
+        if choice is None:
+            await self.app(scope, receive, send)
+            return
+        rule = choice.rule
+        scope.setdefault("state", {})[APPLIED] = {"scenario": choice.scenario.name, "rule": rule.name}
+        if rule.latency is not None:
+            await asyncio.sleep(library.sample_latency(rule))
+        if rule.fault is not None and rule.fault.kind in ("reset", "close"):
+            await faults.drop(scope, rule.fault)
+            return
+        if rule.respond is None and rule.fault is None:
+            await self.app(scope, receive, send)  # latency only
+            return
+        status, headers, payload = (self._answer(operation_id, rule) if rule.respond is not None
+                                    else await _capture(self.app, scope, receive))
+        if rule.fault is not None:
+            await faults.send_damaged(scope, rule.fault, status, headers, payload)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _answer(self, operation_id: str, rule: Rule) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        respond = rule.respond
+        assert respond is not None
+        body = respond.body if respond.inline else self.contract.choose(operation_id, respond.status,
+                                                                         respond.example)[1]
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        return respond.status, [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())], payload
+
+
+def _view(scope: Scope, operation_id: str, body: bytes) -> RequestView:
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    return RequestView(
+        operation_id=operation_id,
+        method=scope["method"],
+        headers={name: value for name, value in Headers(scope=scope).items()},
+        query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+        path_params={k: str(v) for k, v in scope.get("path_params", {}).items()},
+        body=parsed,
+    )
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body, and a ``receive`` that replays it to the handler."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[int, list, bytes]:
+    """Run the handler and keep its answer, to damage it on the way out."""
+    status, headers, chunks = 500, [], []
+
+    async def keep(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status, headers = message["status"], list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, keep)
+    return status, headers, b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, body: bytes | str) -> None:
+    payload = body.encode() if isinstance(body, str) else body
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,173 @@
+"""The scenarios on disk, which are active, and how often each rule matched and applied."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from baas_sandbox.scenarios.loader import ScenarioError, load_scenario
+from baas_sandbox.scenarios.model import RequestView, Rule, Scenario
+from baas_sandbox.spec import Contract
+
+logger = logging.getLogger("baas_sandbox.scenarios")
+
+
+class UnknownScenario(LookupError):
+    def __init__(self, names: Iterable[str], known: Iterable[str]) -> None:
+        self.names = list(names)
+        super().__init__(f"unknown scenario(s): {', '.join(self.names)} (known: {', '.join(sorted(known)) or 'none'})")
+
+
+@dataclass(frozen=True)
+class Choice:
+    scenario: Scenario
+    rule: Rule
+
+
+class ScenarioLibrary:
+    """Scenario files of one folder; safe to use from the event loop and from the file watcher."""
+
+    def __init__(self, directory: Path, contract: Contract, product_operations: Iterable[str],
+                 seed: int | None = None, active: Iterable[str] = ()) -> None:
+        self.directory = directory
+        self.contract = contract
+        self.product_operations = frozenset(product_operations)
+        self.seed = seed
+        self._lock = threading.RLock()
+        self._scenarios: dict[str, Scenario] = {}
+        self._versions: dict[Path, tuple[int, int]] = {}
+        self._problems: dict[str, str] = {}  # scenario name -> why its latest edit was refused
+        self.load(strict=True)
+        self._initially_active = list(active)
+        self.activate(self._initially_active)
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def files(self) -> list[Path]:
+        return sorted(self.directory.glob("*.yaml")) if self.directory.is_dir() else []
+
+    def load(self, strict: bool = False) -> list[str]:
+        """(Re)load what changed on disk; returns what happened, one line per file.
+
+        ``strict`` (start-up): a broken file raises ``ScenarioError``. Otherwise a broken edit keeps
+        the last good version of the scenario and the reason is logged and kept for the admin API.
+        """
+        report = []
+        with self._lock:
+            present = {}
+            for path in self.files():
+                stat = path.stat()
+                present[path] = (stat.st_mtime_ns, stat.st_size)
+            for path, version in present.items():
+                if self._versions.get(path) == version:
+                    continue
+                self._versions[path] = version
+                try:
+                    scenario = load_scenario(path, self.contract, self.product_operations)
+                except ScenarioError as exc:
+                    if strict:
+                        raise
+                    self._problems[path.stem] = str(exc)
+                    kept = "keeping the last good version" if path.stem in self._scenarios else "not loaded"
+                    logger.warning("scenario %s refused (%s): %s", path.stem, kept, exc)
+                    report.append(f"{path.stem}: refused")
+                    continue
+                scenario.seed(self.seed)
+                self._scenarios[scenario.name] = scenario
+                self._problems.pop(scenario.name, None)
+                logger.info("scenario %s loaded from %s", scenario.name, path)
+                report.append(f"{scenario.name}: loaded")
+            for path in set(self._versions) - set(present):
+                del self._versions[path]
+                if self._scenarios.pop(path.stem, None) is not None:
+                    logger.info("scenario %s removed (its file is gone)", path.stem)
+                    report.append(f"{path.stem}: removed")
+                self._problems.pop(path.stem, None)
+        return report
+
+    # -- switching --------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> list[str]:
+        with self._lock:
+            return [name for name in self._active if name in self._scenarios]
+
+    def activate(self, names: Iterable[str]) -> None:
+        names = list(dict.fromkeys(names))
+        with self._lock:
+            unknown = [name for name in names if name not in self._scenarios]
+            if unknown:
+                raise UnknownScenario(unknown, self._scenarios)
+            self._active = names
+
+    def reset(self) -> None:
+        """Back to the start-up selection, every count at zero."""
+        with self._lock:
+            for scenario in self._scenarios.values():
+                scenario.seed(self.seed)
+            self._active = [name for name in self._initially_active if name in self._scenarios]
+
+    def known(self, name: str) -> bool:
+        return name in self._scenarios
+
+    # -- deciding ---------------------------------------------------------------------------------
+
+    def choose(self, request: RequestView, only: str | None = None) -> Choice | None:
+        """The first rule, in order, that matches ``request`` and whose budget fires.
+
+        ``only``: the scenario named by the request's ``X-Sandbox-Scenario`` header, instead of the
+        active ones.
+        """
+        with self._lock:
+            names = [only] if only is not None else self.active
+            for name in names:
+                scenario = self._scenarios.get(name)
+                if scenario is None:
+                    continue
+                for rule in scenario.rules:
+                    if not rule.match.matches(request):
+                        continue
+                    rule.matched += 1
+                    if rule.budget.fires(rule.matched, rule.rng):
+                        rule.applied += 1
+                        return Choice(scenario, rule)
+        return None
+
+    def sample_latency(self, rule: Rule) -> float:
+        with self._lock:  # the rule's random source is shared by concurrent requests
+            assert rule.latency is not None
+            return rule.latency.sample_seconds(rule.rng)
+
+    def describe(self) -> dict:
+        with self._lock:
+            active = self.active
+            return {
+                "active": active,
+                "scenarios": [
+                    {
+                        "name": scenario.name,
+                        "description": scenario.description,
+                        "file": scenario.source,
+                        "active": scenario.name in active,
+                        "problem": self._problems.get(scenario.name),
+                        "rules": [
+                            {
+                                "name": rule.name,
+                                "line": rule.line,
+                                "operations": sorted(rule.match.operations),
+                                "budget": rule.budget.describe(),
+                                "effects": rule.effects(),
+                                "matched": rule.matched,
+                                "applied": rule.applied,
+                            }
+                            for rule in scenario.rules
+                        ],
+                    }
+                    for scenario in sorted(self._scenarios.values(), key=lambda s: s.name)
+                ],
+                "refused": [{"name": name, "problem": problem} for name, problem in sorted(self._problems.items())
+                            if name not in self._scenarios],
+            }
