@@ -40,6 +40,7 @@ from baas_sandbox.http.violations import BodyValidator, ParametersValidator
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
+from baas_sandbox.services.data_events import SUBSCRIBABLE
 from baas_sandbox.services.sandbox import Sandbox, Settings
 from baas_sandbox.spec import (
     ADMIN_SPEC,
@@ -84,7 +85,7 @@ class Specs:
 
 
 def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
-    fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account)
+    fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account, SUBSCRIBABLE)
     product_operations = [op for path in specs.product["paths"].values() for method, op in path.items()
                           if isinstance(op, dict) and "operationId" in op]
     scenarios = ScenarioLibrary(settings.scenarios_dir, specs.contract,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         yield
         stop.set()
         sandbox.scheduler.cancel_all()
+        await sandbox.webhooks.aclose()
         if watcher is not None:
             await asyncio.wait_for(watcher, timeout=5)
 

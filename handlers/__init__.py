@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from handlers import admin, credentials, pix_keys
+from handlers import admin, credentials, pix_keys, streams, webhooks
 
 OPERATIONS: dict[str, Callable] = {
     "post-credentials": credentials.post_credentials,
@@ -25,6 +25,14 @@ OPERATIONS: dict[str, Callable] = {
     "set-active-scenarios": admin.set_active_scenarios,
     "list-requests": admin.list_requests,
     "clear-requests": admin.clear_requests,
+    "list-webhook-subscriptions": webhooks.list_subscriptions,
+    "create-webhook-subscription": webhooks.create_subscription,
+    "delete-webhook-subscription": webhooks.delete_subscription,
+    "list-webhook-deliveries": webhooks.list_deliveries,
+    "redeliver-webhook": webhooks.redeliver,
+    "list-events": streams.list_events,
+    "stream-events": streams.stream_events,
+    "stream-outbox": streams.stream_outbox,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from baas_sandbox.domain.model import PixKeyRequest
 from baas_sandbox.http.context import current_sandbox
+from baas_sandbox.http.tracking import current_tracking_id
 from baas_sandbox.services import pix_keys
 
 
@@ -11,6 +12,7 @@ async def create_pix_key(body: dict, token_info: dict):
     request = pix_keys.create_key_request(
         current_sandbox(), token_info["tenant"],
         account_key=body["account_key"], key_type=body["pix_key_type"], key_value=body.get("pix_key"),
+        cid=current_tracking_id(),
     )
     return key_request_body(request), 201
 
@@ -25,12 +27,14 @@ async def list_pix_keys(account_key: str, token_info: dict):
 
 async def validate_twofa(pix_key_request_key: str, body: dict, token_info: dict):
     request = pix_keys.validate_code(
-        current_sandbox(), token_info["tenant"], pix_key_request_key, body["verification_code"])
+        current_sandbox(), token_info["tenant"], pix_key_request_key, body["verification_code"],
+        cid=current_tracking_id())
     return key_request_body(request), 200
 
 
 async def resend_twofa(pix_key_request_key: str, token_info: dict, body: dict | None = None):
-    request = pix_keys.resend_code(current_sandbox(), token_info["tenant"], pix_key_request_key)
+    request = pix_keys.resend_code(current_sandbox(), token_info["tenant"], pix_key_request_key,
+                                   cid=current_tracking_id())
     return key_request_body(request), 200
 
 

@@ -11,7 +11,19 @@ import pytest
 from baas_sandbox.app import create_app
 from baas_sandbox.services.sandbox import Settings
 
-FAST = {"activation_delay": 0.05, "validate_responses": True}
+FAST = {"activation_delay": 0.05, "validate_responses": True, "webhook_backoff": 0.05, "webhook_timeout": 1.0}
+
+
+def assert_events_valid(sandbox) -> None:
+    """Every data event a test made validates against its JSON Schema in spec/events/."""
+    import jsonschema
+
+    from baas_sandbox.services.data_events import event_schema
+
+    for event in sandbox.store.records("events"):
+        schema = event_schema(event["event_type"])
+        errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(event)]
+        assert not errors, f"{event['event_type']} breaks its schema: {errors}\n{event}"
 
 
 @contextmanager
@@ -21,6 +33,7 @@ def running(**settings) -> Iterator:
     with app.test_client() as client:
         client.sandbox = app.sandbox
         yield client
+    assert_events_valid(app.sandbox)
 
 
 @pytest.fixture
@@ -48,7 +61,8 @@ def live_server(**settings) -> Iterator[tuple[str, object]]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=0.5))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -60,6 +74,7 @@ def live_server(**settings) -> Iterator[tuple[str, object]]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+    assert_events_valid(app.sandbox)
 
 
 @pytest.fixture

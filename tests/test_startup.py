@@ -134,12 +134,14 @@ def test_the_cli_stops_on_a_bad_fixture_without_a_traceback(tmp_path):
 
 @pytest.fixture
 def broken_spec_dir(tmp_path, monkeypatch) -> Path:
-    for name in ("openapi.yaml", "admin.yaml"):
-        shutil.copy(SPEC_DIR / name, tmp_path / name)
-    text = (tmp_path / "openapi.yaml").read_text().replace("openapi: 3.0.3", "openapi: 3.0.3\nbogus_root_field: 1", 1)
-    operation = "      operationId: list-pix-keys\n"
-    text = text.replace(operation, operation + "      responses: nope\n", 1)
-    (tmp_path / "openapi.yaml").write_text(text)
+    """A copy of the specs whose product spec is valid YAML but not a valid OpenAPI document."""
+    import yaml
+
+    shutil.copy(SPEC_DIR / "admin.yaml", tmp_path / "admin.yaml")
+    document = yaml.safe_load((SPEC_DIR / "openapi.yaml").read_text())
+    document["bogus_root_field"] = 1
+    document["paths"]["/baas/pix/keys"]["get"]["responses"] = "nope"
+    (tmp_path / "openapi.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     monkeypatch.setattr(app_module, "SPEC_DIR", tmp_path)
     return tmp_path
 

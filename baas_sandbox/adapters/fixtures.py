@@ -7,7 +7,7 @@ editing YAML needs to know where, not a stack trace.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.adapters.yamlfile import FileProblem, YamlDocument
@@ -53,6 +53,8 @@ class FixtureError(FileProblem):
 class Fixtures:
     tenants: list[Tenant]
     accounts: list[Account]
+    #: Webhook subscriptions to set up at start (``webhooks.yaml``, optional).
+    subscriptions: list[dict] = field(default_factory=list)
 
 
 #: Builds an account from a fixture entry; raises ``InvalidAccountField`` for a bad field.
@@ -65,8 +67,9 @@ class InvalidAccountField(Exception):
         self.field, self.problem = field, problem
 
 
-def load_fixtures(directory: Path, account_schema: dict, build_account: AccountBuilder) -> Fixtures:
-    """Read ``tenants.yaml`` and ``accounts.yaml`` from ``directory``."""
+def load_fixtures(directory: Path, account_schema: dict, build_account: AccountBuilder,
+                  webhook_events: frozenset[str] = frozenset()) -> Fixtures:
+    """Read ``tenants.yaml``, ``accounts.yaml`` and the optional ``webhooks.yaml`` from ``directory``."""
     tenants_doc = YamlDocument(directory / "tenants.yaml", FixtureError)
     tenants_doc.check(TENANTS_SCHEMA)
     tenants: dict[str, Tenant] = {}
@@ -101,7 +104,35 @@ def load_fixtures(directory: Path, account_schema: dict, build_account: AccountB
             accounts.append(build_account(entry, tenants.get))
         except InvalidAccountField as exc:
             raise accounts_doc.fail(("accounts", index, exc.field), exc.problem) from None
-    return Fixtures(tenants=list(tenants.values()), accounts=accounts)
+    return Fixtures(tenants=list(tenants.values()), accounts=accounts,
+                    subscriptions=load_subscriptions(directory / "webhooks.yaml", webhook_events))
+
+
+SUBSCRIPTION_SCHEMA = {
+    "type": "object",
+    "required": ["url", "events"],
+    "additionalProperties": False,
+    "properties": {
+        "url": {"type": "string", "pattern": "^https?://[^\\s/]+"},
+        "events": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "secret": {"type": "string", "minLength": 8},
+    },
+}
+
+
+def load_subscriptions(path: Path, known_events: frozenset[str]) -> list[dict]:
+    """``webhooks.yaml``: a team's whole webhook setup in one file (optional)."""
+    if not path.exists():
+        return []
+    document = YamlDocument(path, FixtureError)
+    document.check({"type": "object", "required": ["subscriptions"], "additionalProperties": False,
+                    "properties": {"subscriptions": {"type": "array", "items": SUBSCRIPTION_SCHEMA}}})
+    for index, entry in enumerate(document.data["subscriptions"]):
+        for position, name in enumerate(entry["events"]):
+            if name not in known_events:
+                raise document.fail(("subscriptions", index, "events", position),
+                                    f"unknown event {name!r} (known: {', '.join(sorted(known_events))})")
+    return document.data["subscriptions"]
 
 
 def _with_required(schema: dict, *names: str) -> dict:

@@ -1,4 +1,9 @@
-"""Domain events: what happened, for whatever must follow (the outbox, webhooks, data events)."""
+"""Domain events: what happened, for whatever must follow (the outbox, webhooks, data events).
+
+Each carries the tenant it concerns and ``cid``, the ``tracking_id`` of the request that caused
+it (for a key request: of the request that created it), so that everything that follows can be
+correlated with the call a partner made.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,33 @@ class Event:
 
 
 @dataclass(frozen=True)
+class CredentialSaved(Event):
+    tenant: str
+    cid: str | None
+    provider: str
+    integration_type: str
+    proxy_value: str
+    saved_at: str
+    replaced: bool
+
+
+@dataclass(frozen=True)
+class KeyRequestCreated(Event):
+    tenant: str
+    cid: str | None
+    pix_key_request_key: str
+    account_key: str
+    pix_key_type: str
+    pix_key: str | None
+    request_status: str
+    requester_key: str
+    created_at: str
+
+
+@dataclass(frozen=True)
 class VerificationCodeSent(Event):
+    tenant: str
+    cid: str | None
     pix_key_request_key: str
     channel: str
     destination: str
@@ -21,16 +52,41 @@ class VerificationCodeSent(Event):
 
 
 @dataclass(frozen=True)
+class TwoStepValidationSucceeded(Event):
+    tenant: str
+    cid: str | None
+    pix_key_request_key: str
+    validated_at: str
+
+
+@dataclass(frozen=True)
+class TwoStepValidationFailed(Event):
+    tenant: str
+    cid: str | None
+    pix_key_request_key: str
+    reason: str  # wrong_code, expired_code, code_already_verified
+    error_code: str
+    failed_at: str
+
+
+@dataclass(frozen=True)
 class KeyRequestDecided(Event):
     """A key request was approved or rejected by DICT: the ``key_inclusion`` webhook."""
 
     tenant: str
+    cid: str | None
     pix_key: str | None
+    pix_key_type: str
     account_key: str
     pix_key_status: str
     pix_key_request_key: str
     pix_key_request_status: str
+    request_failure_reason: str | None
     decided_at: str
+
+    @property
+    def approved(self) -> bool:
+        return self.pix_key_request_status == "approved"
 
     def webhook_body(self) -> dict:
         """The ``key_inclusion`` body, field for field as the platform sends it."""
@@ -43,11 +99,3 @@ class KeyRequestDecided(Event):
             "pix_key_request_type": "inclusion",
             "pix_key_request_status": self.pix_key_request_status,
         }
-
-
-@dataclass(frozen=True)
-class CredentialSaved(Event):
-    tenant: str
-    provider: str
-    integration_type: str
-    replaced: bool

@@ -174,6 +174,8 @@ class PixKeyRequest:
     code: VerificationCode | None = None
     #: The code that was accepted, so that replaying it answers "already verified".
     accepted_code: str | None = None
+    #: The tracking_id of the request that created it: what follows is correlated with it.
+    cid: str | None = None
     history: list[str] = field(default_factory=list)
 
     @property

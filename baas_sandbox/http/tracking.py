@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "tracking_id"
 PRODUCT_PREFIXES = ("/banking-auth", "/baas")
+
+_current: ContextVar[str | None] = ContextVar("tracking_id", default=None)
+
+
+def current_tracking_id() -> str | None:
+    """The ``tracking_id`` of the request being handled: the ``cid`` of what it causes."""
+    return _current.get()
 
 
 class TrackingId:
@@ -25,6 +33,7 @@ class TrackingId:
         state = scope.setdefault("state", {})
         tracking_id = state.get("tracking_id") or Headers(scope=scope).get(HEADER) or str(uuid.uuid4())
         state["tracking_id"] = tracking_id
+        _current.set(tracking_id)
 
         async def send_with_tracking(message: Message) -> None:
             if message["type"] == "http.response.start":

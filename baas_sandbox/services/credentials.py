@@ -10,7 +10,7 @@ from baas_sandbox.services.sandbox import Sandbox
 
 
 def save_credential(sandbox: Sandbox, tenant: Tenant, provider: str, integration_type: str,
-                    key: str, provider_data: dict | None) -> Credential:
+                    key: str, provider_data: dict | None, cid: str | None = None) -> Credential:
     check_supported(integration_type, provider)
     if provider not in tenant.providers:
         raise errors.ProviderConfigurationNotFound(provider=provider)
@@ -31,5 +31,8 @@ def save_credential(sandbox: Sandbox, tenant: Tenant, provider: str, integration
         saved_at=timestamp(sandbox.clock()),
     )
     replaced = sandbox.store.save_credential(credential)
-    sandbox.publish(events.CredentialSaved(tenant.name, provider, integration_type, replaced))
+    sandbox.publish(events.CredentialSaved(
+        tenant=tenant.name, cid=cid, provider=provider, integration_type=integration_type,
+        proxy_value=credential.proxy_value, saved_at=credential.saved_at, replaced=replaced,
+    ))
     return credential

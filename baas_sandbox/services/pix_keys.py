@@ -24,7 +24,7 @@ from baas_sandbox.services.sandbox import Sandbox
 
 
 def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str,
-                       key_value: str | None) -> PixKeyRequest:
+                       key_value: str | None, cid: str | None = None) -> PixKeyRequest:
     kind = PixKeyType(key_type)
     check_pix_key(kind, key_value)
     account = sandbox.store.account(account_key)
@@ -50,16 +50,31 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
         updated_at=timestamp(now),
         key_updated_at=timestamp(now),
         code=_new_code(sandbox, kind, key_value, now) if kind.needs_verification else None,
+        cid=cid,
     )
     sandbox.store.add_key_request(request)  # atomic: one owner, one unfinished request, the limit
+    sandbox.publish(events.KeyRequestCreated(
+        tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key, account_key=account.account_key,
+        pix_key_type=str(kind), pix_key=key_value, request_status=str(request.status),
+        requester_key=request.requester_key, created_at=request.created_at,
+    ))
     if request.code is not None:
-        sandbox.publish(_code_sent(request.request_key, request.code))
+        sandbox.publish(_code_sent(request))
     else:
         _schedule_decision(sandbox, request.request_key)
     return request
 
 
-def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str) -> PixKeyRequest:
+#: The verification failures that are the code's (a data event each), and how events name them.
+CODE_FAILURES = {
+    errors.WrongCode: "wrong_code",
+    errors.CodeExpired: "expired_code",
+    errors.CodeAlreadyVerified: "code_already_verified",
+}
+
+
+def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str,
+                  cid: str | None = None) -> PixKeyRequest:
     now = sandbox.clock()
 
     def accept(request: PixKeyRequest) -> PixKeyRequest:
@@ -67,12 +82,21 @@ def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str)
         request.validate_code(code, now)
         return request
 
-    request = sandbox.store.change_key_request(request_key, accept)
+    try:
+        request = sandbox.store.change_key_request(request_key, accept)
+    except tuple(CODE_FAILURES) as failure:
+        sandbox.publish(events.TwoStepValidationFailed(
+            tenant=tenant.name, cid=cid, pix_key_request_key=request_key, reason=CODE_FAILURES[type(failure)],
+            error_code=failure.code, failed_at=timestamp(now),
+        ))
+        raise
+    sandbox.publish(events.TwoStepValidationSucceeded(
+        tenant=tenant.name, cid=cid, pix_key_request_key=request_key, validated_at=timestamp(now)))
     _schedule_decision(sandbox, request_key)
     return request
 
 
-def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str) -> PixKeyRequest:
+def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str, cid: str | None = None) -> PixKeyRequest:
     now = sandbox.clock()
 
     def replace(request: PixKeyRequest) -> PixKeyRequest:
@@ -83,8 +107,7 @@ def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str) -> PixKeyReq
         return request
 
     request = sandbox.store.change_key_request(request_key, replace)
-    assert request.code is not None
-    sandbox.publish(_code_sent(request.request_key, request.code))
+    sandbox.publish(_code_sent(request, cid))
     return request
 
 
@@ -119,11 +142,14 @@ def decide(sandbox: Sandbox, request_key: str) -> None:
     if decided is not None:
         sandbox.publish(events.KeyRequestDecided(
             tenant=decided.tenant,
+            cid=decided.cid,
             pix_key=decided.key_value,
+            pix_key_type=str(decided.key_type),
             account_key=decided.account.account_key,
             pix_key_status=str(decided.key_status),
             pix_key_request_key=decided.request_key,
             pix_key_request_status=str(decided.status),
+            request_failure_reason=decided.failure_reason,
             decided_at=decided.updated_at,
         ))
 
@@ -143,9 +169,13 @@ def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: 
     )
 
 
-def _code_sent(request_key: str, code: VerificationCode) -> events.VerificationCodeSent:
+def _code_sent(request: PixKeyRequest, cid: str | None = None) -> events.VerificationCodeSent:
+    code = request.code
+    assert code is not None
     return events.VerificationCodeSent(
-        pix_key_request_key=request_key,
+        tenant=request.tenant,
+        cid=cid or request.cid,
+        pix_key_request_key=request.request_key,
         channel=code.channel,
         destination=code.destination,
         verification_code=code.code,

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baas_sandbox.adapters.broadcast import Broadcaster
 from baas_sandbox.adapters.fixtures import Fixtures
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
+from baas_sandbox.adapters.webhooks import DeliveryPolicy, WebhookDispatcher
+from baas_sandbox.clock import utcnow
 from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS
 from baas_sandbox.domain import events
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal
 from baas_sandbox.scenarios.library import ScenarioLibrary
+from baas_sandbox.services.data_events import data_event
 from baas_sandbox.services.scheduler import Scheduler
 
 logger = logging.getLogger("baas_sandbox")
-
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclass
@@ -45,6 +45,10 @@ class Settings:
     journal_size: int = 1000
     #: Watch the scenario folder and reload edited files.
     hot_reload: bool = True
+    #: Webhook delivery: attempts, backoff before the 2nd attempt (doubling), receiver time-out.
+    webhook_attempts: int = 6
+    webhook_backoff: float = 1.0
+    webhook_timeout: float = 5.0
 
     @property
     def scenarios_dir(self) -> Path:
@@ -65,9 +69,14 @@ class Sandbox:
         self.vault = vault or Vault.from_environment()
         self.clock = clock
         self.scheduler = Scheduler()
+        self.live = Broadcaster()
+        self.webhooks = WebhookDispatcher(
+            DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout),
+            seed=settings.seed,
+        )
         self._followers: dict[type, list[Callable[[events.Event], None]]] = {
             events.VerificationCodeSent: [self._record_outbox],
-            events.KeyRequestDecided: [self._record_webhook],
+            events.KeyRequestDecided: [self._send_key_inclusion],
             events.CredentialSaved: [self._log_credential],
         }
         self.reset()
@@ -76,20 +85,34 @@ class Sandbox:
         self.scheduler.cancel_all()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
         self.scenarios.reset()
+        self.webhooks.reset(self.fixtures.subscriptions)
 
     def publish(self, *happened: events.Event) -> None:
         for event in happened:
             for follow in self._followers.get(type(event), ()):
                 follow(event)
+            self._emit_data_event(event)
+
+    def record(self, kind: str, entry: dict) -> None:
+        """Keep a log entry, and tell whoever is listening to that log live."""
+        self.store.record(kind, entry)
+        self.live.publish(kind, entry)
 
     def subscribe(self, event_type: type, follower: Callable[[events.Event], None]) -> None:
         self._followers.setdefault(event_type, []).append(follower)
 
     # -- what follows each event ------------------------------------------------------------------
 
+    def _emit_data_event(self, event: events.Event) -> None:
+        envelope = data_event(event, self.clock())
+        if envelope is not None:
+            self.record("events", envelope)
+            self.webhooks.publish(envelope["event_type"], envelope)
+
     def _record_outbox(self, event: events.Event) -> None:
         assert isinstance(event, events.VerificationCodeSent)
-        self.store.record("outbox", {
+        self.record("outbox", {
+            "message_id": str(uuid.uuid4()),
             "pix_key_request_key": event.pix_key_request_key,
             "channel": event.channel,
             "destination": event.destination,
@@ -98,13 +121,12 @@ class Sandbox:
             "expires_at": event.expires_at,
         })
 
-    def _record_webhook(self, event: events.Event) -> None:
+    def _send_key_inclusion(self, event: events.Event) -> None:
         assert isinstance(event, events.KeyRequestDecided)
-        self.store.record("webhooks", {
-            "webhook_type": "key_inclusion",
-            "recorded_at": timestamp(self.clock()),
-            "body": event.webhook_body(),
-        })
+        body = event.webhook_body()
+        self.record("webhooks", {"webhook_type": "key_inclusion", "recorded_at": timestamp(self.clock()),
+                                 "body": body})
+        self.webhooks.publish("key_inclusion", body)
 
     @staticmethod
     def _log_credential(event: events.Event) -> None:

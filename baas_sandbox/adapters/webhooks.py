@@ -1,0 +1,211 @@
+"""Webhook delivery for real: signed POSTs, in the background, at least once.
+
+Each delivery keeps one id across its attempts (a receiver deduplicates on it). A non-2xx answer,
+a refused connection or a time-out is retried with exponential backoff and full jitter, up to a
+bound; then the delivery is ``failed`` and can be redelivered from the admin API. Nothing here
+runs on an API request's path: publishing only schedules a task.
+
+Signature: ``X-Sandbox-Signature: sha256=<hex>``, the HMAC-SHA256 with the subscription's secret of
+``<X-Sandbox-Timestamp>.<raw body>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+
+import httpx
+
+from baas_sandbox.clock import utcnow
+from baas_sandbox.domain.model import timestamp
+
+logger = logging.getLogger("baas_sandbox.webhooks")
+
+USER_AGENT = "baas-sandbox-webhooks/1"
+
+DELIVERY_LOG_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    max_attempts: int = 6
+    backoff: float = 1.0  # seconds before the 2nd attempt; doubles each time (with jitter)
+    max_backoff: float = 60.0
+    timeout: float = 5.0  # seconds to wait for the receiver's answer
+
+    def delay_before(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniformly up to the exponential bound, so retries of many deliveries spread."""
+        bound = min(self.max_backoff, self.backoff * 2 ** (attempt - 2))
+        return rng.uniform(bound / 2, bound)
+
+
+@dataclass
+class Subscription:
+    id: str
+    url: str
+    events: list[str]
+    secret: str
+    created_at: str
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+
+@dataclass
+class Attempt:
+    at: str
+    status: int | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass
+class Delivery:
+    id: str
+    subscription_id: str
+    url: str
+    event_type: str
+    body: dict
+    created_at: str
+    state: str = "pending"  # pending, delivered, failed
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sign(secret: str, sent_at: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), sent_at.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class WebhookDispatcher:
+    def __init__(self, policy: DeliveryPolicy, seed: int | None = None) -> None:
+        self.policy = policy
+        self._rng = random.Random(seed)
+        self._subscriptions: dict[str, Subscription] = {}
+        self._deliveries: OrderedDict[str, Delivery] = OrderedDict()
+        self._tasks: set[asyncio.Task] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    # -- subscriptions ----------------------------------------------------------------------------
+
+    def subscribe(self, url: str, events: list[str], secret: str | None = None) -> Subscription:
+        subscription = Subscription(id=str(uuid.uuid4()), url=url, events=list(dict.fromkeys(events)),
+                                    secret=secret or "whsec_" + secrets.token_urlsafe(24),
+                                    created_at=timestamp(utcnow()))
+        self._subscriptions[subscription.id] = subscription
+        return subscription
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        return self._subscriptions.pop(subscription_id, None) is not None
+
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subscriptions.values())
+
+    # -- deliveries -------------------------------------------------------------------------------
+
+    def publish(self, event_type: str, body: dict) -> list[Delivery]:
+        """A delivery per subscription that wants ``event_type``, sent in the background."""
+        made = []
+        for subscription in self._subscriptions.values():
+            if subscription.wants(event_type):
+                delivery = Delivery(id=str(uuid.uuid4()), subscription_id=subscription.id, url=subscription.url,
+                                    event_type=event_type, body=body, created_at=timestamp(utcnow()))
+                self._deliveries[delivery.id] = delivery
+                while len(self._deliveries) > DELIVERY_LOG_SIZE:
+                    self._deliveries.popitem(last=False)
+                self._start(delivery, subscription)
+                made.append(delivery)
+        return made
+
+    def deliveries(self) -> list[Delivery]:
+        return list(self._deliveries.values())
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        return self._deliveries.get(delivery_id)
+
+    def redeliver(self, delivery_id: str) -> Delivery | None:
+        """Send a delivery again, same id, with a fresh series of attempts after the old ones."""
+        delivery = self._deliveries.get(delivery_id)
+        subscription = self._subscriptions.get(delivery.subscription_id) if delivery else None
+        if delivery is None:
+            return None
+        delivery.state = "pending"
+        self._start(delivery, subscription or Subscription(delivery.subscription_id, delivery.url, [],
+                                                           "", delivery.created_at))
+        return delivery
+
+    def reset(self, subscriptions: list[dict]) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        self._deliveries.clear()
+        self._subscriptions.clear()
+        for entry in subscriptions:
+            self.subscribe(entry["url"], entry["events"], entry.get("secret"))
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _start(self, delivery: Delivery, subscription: Subscription) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(self._deliver(delivery, subscription))
+        except RuntimeError:  # no event loop: nothing can be sent from here (a unit test, a script)
+            logger.warning("webhook %s not sent: no running event loop", delivery.id)
+            delivery.state = "failed"
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, delivery: Delivery, subscription: Subscription) -> None:
+        payload = json.dumps(delivery.body, ensure_ascii=False, separators=(",", ":")).encode()
+        for attempt in range(1, self.policy.max_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(self.policy.delay_before(attempt, self._rng))
+            if await self._attempt(delivery, subscription, payload):
+                delivery.state = "delivered"
+                return
+        delivery.state = "failed"
+        logger.warning("webhook %s to %s failed after %d attempts", delivery.id, delivery.url,
+                       self.policy.max_attempts)
+
+    async def _attempt(self, delivery: Delivery, subscription: Subscription, payload: bytes) -> bool:
+        sent_at = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Sandbox-Event": delivery.event_type,
+            "X-Sandbox-Delivery": delivery.id,
+            "X-Sandbox-Timestamp": sent_at,
+            "X-Sandbox-Signature": sign(subscription.secret, sent_at, payload),
+        }
+        started, at = time.perf_counter(), timestamp(utcnow())
+        status, error = None, None
+        try:
+            response = await self._http().post(delivery.url, content=payload, headers=headers,
+                                               timeout=self.policy.timeout)
+            status = response.status_code
+        except httpx.TimeoutException:
+            error = f"no answer within {self.policy.timeout} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        delivery.attempts.append(Attempt(at, status, error, round((time.perf_counter() - started) * 1000, 3)))
+        return status is not None and 200 <= status < 300
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        return self._client

@@ -1,0 +1,99 @@
+"""The platform's data events: every state change, in the platform's envelope.
+
+``{event_id, domain, event_type, schema_version, org_id, cid, timestamp, data}``: ``org_id`` is
+the tenant, ``cid`` the ``tracking_id`` of the request that caused the change. Each event type has
+a JSON Schema in ``spec/events/<event_type>.json`` (draft-07); no event carries a secret (not the
+provider key, not the verification code).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from functools import cache
+from pathlib import Path
+
+from baas_sandbox.domain import events
+from baas_sandbox.domain.model import timestamp
+from baas_sandbox.spec import SPEC_DIR
+
+EVENTS_DIR = SPEC_DIR / "events"
+SCHEMA_VERSION = "1.0"
+
+#: event type -> domain, for every data event the sandbox emits
+EVENT_TYPES = {
+    "credential_saved": "banking_auth",
+    "credential_replaced": "banking_auth",
+    "pix_key_request_created": "pix",
+    "verification_code_sent": "pix",
+    "two_step_validation_succeeded": "pix",
+    "two_step_validation_failed": "pix",
+    "pix_key_activated": "pix",
+    "pix_key_request_rejected": "pix",
+}
+
+#: What a webhook subscription can ask for: the platform's webhook, any data event, or everything.
+SUBSCRIBABLE = frozenset({"*", "key_inclusion", *EVENT_TYPES})
+
+
+def data_event(event: events.Event, now) -> dict | None:
+    """The envelope for a domain event, or None when the event is not a data event."""
+    translated = _translate(event)
+    if translated is None:
+        return None
+    event_type, data = translated
+    return {
+        "event_id": str(uuid.uuid4()),
+        "domain": EVENT_TYPES[event_type],
+        "event_type": event_type,
+        "schema_version": SCHEMA_VERSION,
+        "org_id": event.tenant,  # type: ignore[attr-defined]
+        "cid": event.cid,  # type: ignore[attr-defined]
+        "timestamp": timestamp(now),
+        "data": data,
+    }
+
+
+def _translate(event: events.Event) -> tuple[str, dict] | None:
+    match event:
+        case events.CredentialSaved():
+            return ("credential_replaced" if event.replaced else "credential_saved",
+                    {"provider": event.provider, "type": event.integration_type,
+                     "proxy_value": event.proxy_value, "saved_at": event.saved_at})
+        case events.KeyRequestCreated():
+            return "pix_key_request_created", {
+                "pix_key_request_key": event.pix_key_request_key, "account_key": event.account_key,
+                "pix_key_type": event.pix_key_type, "pix_key": event.pix_key,
+                "request_status": event.request_status, "requester_key": event.requester_key,
+                "created_at": event.created_at}
+        case events.VerificationCodeSent():  # the code itself stays out: events go to analytics
+            return "verification_code_sent", {
+                "pix_key_request_key": event.pix_key_request_key, "channel": event.channel,
+                "destination": event.destination, "sent_at": event.sent_at, "expires_at": event.expires_at}
+        case events.TwoStepValidationSucceeded():
+            return "two_step_validation_succeeded", {
+                "pix_key_request_key": event.pix_key_request_key, "validated_at": event.validated_at}
+        case events.TwoStepValidationFailed():
+            return "two_step_validation_failed", {
+                "pix_key_request_key": event.pix_key_request_key, "reason": event.reason,
+                "error_code": event.error_code, "failed_at": event.failed_at}
+        case events.KeyRequestDecided() if event.approved:
+            return "pix_key_activated", {
+                "pix_key_request_key": event.pix_key_request_key, "account_key": event.account_key,
+                "pix_key": event.pix_key, "pix_key_type": event.pix_key_type, "activated_at": event.decided_at}
+        case events.KeyRequestDecided():
+            return "pix_key_request_rejected", {
+                "pix_key_request_key": event.pix_key_request_key, "account_key": event.account_key,
+                "pix_key": event.pix_key, "pix_key_type": event.pix_key_type,
+                "request_failure_reason": event.request_failure_reason, "rejected_at": event.decided_at}
+    return None
+
+
+@cache
+def event_schema(event_type: str) -> dict:
+    """The JSON Schema of an event type, as published in ``spec/events``."""
+    return json.loads((EVENTS_DIR / f"{event_type}.json").read_text(encoding="utf-8"))
+
+
+def schema_files() -> list[Path]:
+    return sorted(EVENTS_DIR.glob("*.json"))

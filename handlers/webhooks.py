@@ -1,0 +1,46 @@
+"""/__admin/webhooks/subscriptions and /__admin/webhooks/deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from baas_sandbox.http.context import current_sandbox
+from baas_sandbox.http.errors import json_response
+from baas_sandbox.services.data_events import SUBSCRIBABLE
+
+
+async def list_subscriptions():
+    return {"subscriptions": [asdict(s) for s in current_sandbox().webhooks.subscriptions()]}, 200
+
+
+async def create_subscription(body: dict):
+    unknown = [name for name in body["events"] if name not in SUBSCRIBABLE]
+    if unknown:
+        return json_response(400, {"code": "SBX000400", "message": "Invalid request",
+                                   "details": f"events: unknown {', '.join(map(repr, unknown))} "
+                                              f"(known: {', '.join(sorted(SUBSCRIBABLE))})"})
+    subscription = current_sandbox().webhooks.subscribe(body["url"], body["events"], body.get("secret"))
+    return asdict(subscription), 201
+
+
+async def delete_subscription(subscription_id: str):
+    if not current_sandbox().webhooks.unsubscribe(subscription_id):
+        return not_found("subscription", subscription_id)
+    return None, 204
+
+
+async def list_deliveries(state: str | None = None, event_type: str | None = None):
+    deliveries = [d.as_dict() for d in reversed(current_sandbox().webhooks.deliveries())
+                  if (state is None or d.state == state) and (event_type is None or d.event_type == event_type)]
+    return {"deliveries": deliveries}, 200
+
+
+async def redeliver(delivery_id: str):
+    delivery = current_sandbox().webhooks.redeliver(delivery_id)
+    if delivery is None:
+        return not_found("delivery", delivery_id)
+    return delivery.as_dict(), 202
+
+
+def not_found(what: str, key: str):
+    return json_response(404, {"code": "SBX000404", "message": "Not Found", "details": f"no {what} {key}"})
