@@ -18,5 +18,10 @@ serve: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/pytest
 
+# The contract run of CI against a sandbox it starts (URL=http://host:port to check a running one).
+.PHONY: fuzz
+fuzz: $(BIN)/.installed
+	$(BIN)/baas-sandbox fuzz $(if $(URL),--url $(URL)) --report reports/junit-contract.xml
+
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -40,7 +40,6 @@ from baas_sandbox.http.violations import BodyValidator, ParametersValidator
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
-from baas_sandbox.services.data_events import SUBSCRIBABLE
 from baas_sandbox.services.sandbox import Sandbox, Settings
 from baas_sandbox.spec import (
     ADMIN_SPEC,
@@ -85,7 +84,8 @@ class Specs:
 
 
 def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
-    fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account, SUBSCRIBABLE)
+    fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
+                             settings.subscription_problem)
     product_operations = [op for path in specs.product["paths"].values() for method, op in path.items()
                           if isinstance(op, dict) and "operationId" in op]
     scenarios = ScenarioLibrary(settings.scenarios_dir, specs.contract,

@@ -1,4 +1,5 @@
-"""``baas-sandbox serve``: one command to a local sandbox on http://127.0.0.1:8080."""
+"""``baas-sandbox serve``: one command to a local sandbox on http://127.0.0.1:8080;
+``baas-sandbox fuzz``: check a sandbox against the specs (the contract run of CI)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS
+from baas_sandbox import fuzz
+from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
+
+GRACEFUL_SHUTDOWN = 2.0  # seconds
 
 # The other modules are imported inside main(): connexion, which they import, warns at import
 # time about starlette's test client and httpx, noise for someone who only wants a server.
@@ -35,14 +39,25 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--journal-size", type=int, default=1000, metavar="N",
                        help="how many requests GET /__admin/requests keeps (default 1000)")
     serve.add_argument("--no-reload", action="store_true", help="do not watch the scenario files")
+    serve.add_argument("--webhook-attempts", type=int, default=6, metavar="N",
+                       help="attempts per webhook delivery before it is failed (default 6)")
+    serve.add_argument("--webhook-backoff", type=float, default=1.0, metavar="SECONDS",
+                       help="wait before the 2nd attempt, doubling after (with jitter; default 1)")
+    serve.add_argument("--webhook-timeout", type=float, default=5.0, metavar="SECONDS",
+                       help="how long a receiver has to answer (default 5)")
+    serve.add_argument("--webhook-allowed-hosts", default=",".join(LOOPBACK_HOSTS), metavar="HOST,HOST",
+                       help="hosts webhooks may be sent to, '*' for any (default: this machine only)")
     serve.add_argument("--validate-responses", action="store_true",
                        help="check every response against the spec (a violation answers 500)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    fuzz.add_parser(commands)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "fuzz":
+        return fuzz.main(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
     from baas_sandbox.adapters.yamlfile import FileProblem
@@ -61,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         journal_size=args.journal_size,
         hot_reload=not args.no_reload,
+        webhook_attempts=args.webhook_attempts,
+        webhook_backoff=args.webhook_backoff,
+        webhook_timeout=args.webhook_timeout,
+        webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
+                                    if h.strip()),
     )
     try:
         app = create_app(settings)
@@ -72,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"baas-sandbox: serving on http://{args.host}:{args.port}  (Swagger UI: /ui/ and /__admin/ui/)",
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # Open event streams never end by themselves: bound the wait for them when stopping.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
     return 0
 
 

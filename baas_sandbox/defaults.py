@@ -6,3 +6,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FIXTURES = PROJECT_ROOT / "fixtures"
 #: Browser origins allowed by CORS by default: any port of this machine.
 LOCAL_ORIGINS = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?$"
+#: Where webhooks may be sent by default: this machine only. A local sandbox sends nothing
+#: elsewhere unless told to (``--webhook-allowed-hosts``): a mistyped or generated URL leaks nothing.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

@@ -6,7 +6,6 @@ from dataclasses import asdict
 
 from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.errors import json_response
-from baas_sandbox.services.data_events import SUBSCRIBABLE
 
 
 async def list_subscriptions():
@@ -14,12 +13,12 @@ async def list_subscriptions():
 
 
 async def create_subscription(body: dict):
-    unknown = [name for name in body["events"] if name not in SUBSCRIBABLE]
-    if unknown:
+    sandbox = current_sandbox()
+    problem = sandbox.settings.subscription_problem(body)
+    if problem is not None:
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",
-                                   "details": f"events: unknown {', '.join(map(repr, unknown))} "
-                                              f"(known: {', '.join(sorted(SUBSCRIBABLE))})"})
-    subscription = current_sandbox().webhooks.subscribe(body["url"], body["events"], body.get("secret"))
+                                   "details": f"{problem[0]}: {problem[1]}"})
+    subscription = sandbox.webhooks.subscribe(body["url"], body["events"], body.get("secret"))
     return asdict(subscription), 201
 
 

@@ -207,7 +207,7 @@ def test_subscriptions_come_from_a_fixture_file_and_survive_reset(tmp_path):
 
 def test_a_malformed_webhooks_fixture_is_refused_with_its_line(tmp_path):
     text = "subscriptions:\n  - url: http://127.0.0.1:9/x\n    events: [key_inclusion, key_exclusion]\n"
-    with pytest.raises(FixtureError, match=r"webhooks.yaml:3: subscriptions\[0\].events\[1\]: unknown event"):
+    with pytest.raises(FixtureError, match=r"webhooks.yaml:3: subscriptions\[0\].events: unknown .key_exclusion."):
         create_app(Settings(fixtures_dir=fixtures_with_webhooks(tmp_path, text), hot_reload=False))
 
 
@@ -406,3 +406,28 @@ def test_the_readme_verification_refuses_an_old_delivery():
     old = str(int(time.time()) - 3600)
     replayed = hook.headers | {"X-Sandbox-Timestamp": old, "X-Sandbox-Signature": sign(SECRET, old, hook.raw)}
     assert not verify(SECRET, replayed, hook.raw)
+
+
+@pytest.mark.parametrize("url", ["http://example.com/hooks", "https://10.0.0.7:8443/x", "http://localhost.evil.test/"])
+def test_webhooks_go_to_this_machine_only_by_default(url):
+    with sandbox() as (client, _):
+        response = client.post("/__admin/webhooks/subscriptions", json={"url": url, "events": ["*"]})
+        assert client.get("/__admin/webhooks/subscriptions").json() == {"subscriptions": []}
+    assert response.status_code == 400
+    assert response.json()["details"].startswith("url: host")
+    assert "--webhook-allowed-hosts" in response.json()["details"]
+
+
+def test_other_hosts_can_be_allowed():
+    with sandbox(webhook_allowed_hosts=("receiver.partner.test",)) as (client, _):
+        allowed = client.post("/__admin/webhooks/subscriptions",
+                              json={"url": "http://receiver.partner.test:9000/x", "events": ["key_inclusion"]})
+        loopback = client.post("/__admin/webhooks/subscriptions",
+                               json={"url": "http://127.0.0.1:9000/x", "events": ["key_inclusion"]})
+    assert allowed.status_code == 201 and loopback.status_code == 400
+
+
+def test_a_fixture_subscription_to_another_host_is_refused_with_its_line(tmp_path):
+    text = "subscriptions:\n  - url: http://example.com/x\n    events: [key_inclusion]\n"
+    with pytest.raises(FixtureError, match=r"webhooks.yaml:2: subscriptions\[0\].url: host 'example.com'"):
+        create_app(Settings(fixtures_dir=fixtures_with_webhooks(tmp_path, text), hot_reload=False))

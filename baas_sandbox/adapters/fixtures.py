@@ -67,8 +67,12 @@ class InvalidAccountField(Exception):
         self.field, self.problem = field, problem
 
 
+#: Says why a subscription cannot be accepted: (field, problem), or None.
+SubscriptionCheck = Callable[[dict], tuple[str, str] | None]
+
+
 def load_fixtures(directory: Path, account_schema: dict, build_account: AccountBuilder,
-                  webhook_events: frozenset[str] = frozenset()) -> Fixtures:
+                  check_subscription: SubscriptionCheck = lambda _entry: None) -> Fixtures:
     """Read ``tenants.yaml``, ``accounts.yaml`` and the optional ``webhooks.yaml`` from ``directory``."""
     tenants_doc = YamlDocument(directory / "tenants.yaml", FixtureError)
     tenants_doc.check(TENANTS_SCHEMA)
@@ -105,7 +109,7 @@ def load_fixtures(directory: Path, account_schema: dict, build_account: AccountB
         except InvalidAccountField as exc:
             raise accounts_doc.fail(("accounts", index, exc.field), exc.problem) from None
     return Fixtures(tenants=list(tenants.values()), accounts=accounts,
-                    subscriptions=load_subscriptions(directory / "webhooks.yaml", webhook_events))
+                    subscriptions=load_subscriptions(directory / "webhooks.yaml", check_subscription))
 
 
 SUBSCRIPTION_SCHEMA = {
@@ -120,7 +124,7 @@ SUBSCRIPTION_SCHEMA = {
 }
 
 
-def load_subscriptions(path: Path, known_events: frozenset[str]) -> list[dict]:
+def load_subscriptions(path: Path, check: SubscriptionCheck) -> list[dict]:
     """``webhooks.yaml``: a team's whole webhook setup in one file (optional)."""
     if not path.exists():
         return []
@@ -128,10 +132,9 @@ def load_subscriptions(path: Path, known_events: frozenset[str]) -> list[dict]:
     document.check({"type": "object", "required": ["subscriptions"], "additionalProperties": False,
                     "properties": {"subscriptions": {"type": "array", "items": SUBSCRIPTION_SCHEMA}}})
     for index, entry in enumerate(document.data["subscriptions"]):
-        for position, name in enumerate(entry["events"]):
-            if name not in known_events:
-                raise document.fail(("subscriptions", index, "events", position),
-                                    f"unknown event {name!r} (known: {', '.join(sorted(known_events))})")
+        problem = check(entry)
+        if problem is not None:
+            raise document.fail(("subscriptions", index, problem[0]), problem[1])
     return document.data["subscriptions"]
 
 

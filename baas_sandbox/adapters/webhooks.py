@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -81,6 +82,19 @@ class Delivery:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def subscription_problem(url: str, events: list[str], known_events: frozenset[str],
+                         allowed_hosts: tuple[str, ...]) -> tuple[str, str] | None:
+    """(field, problem) when a subscription cannot be accepted, else None."""
+    unknown = [name for name in events if name not in known_events]
+    if unknown:
+        return "events", (f"unknown {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known_events))})")
+    host = (urlsplit(url).hostname or "").lower()
+    if "*" not in allowed_hosts and host not in allowed_hosts:
+        return "url", (f"host {host!r} is not allowed (allowed: {', '.join(allowed_hosts)}; "
+                       "start the sandbox with --webhook-allowed-hosts to add one)")
+    return None
 
 
 def sign(secret: str, sent_at: str, body: bytes) -> str:

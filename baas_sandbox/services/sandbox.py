@@ -13,14 +13,14 @@ from baas_sandbox.adapters.broadcast import Broadcaster
 from baas_sandbox.adapters.fixtures import Fixtures
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
-from baas_sandbox.adapters.webhooks import DeliveryPolicy, WebhookDispatcher
+from baas_sandbox.adapters.webhooks import DeliveryPolicy, WebhookDispatcher, subscription_problem
 from baas_sandbox.clock import utcnow
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS
+from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
 from baas_sandbox.domain import events
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal
 from baas_sandbox.scenarios.library import ScenarioLibrary
-from baas_sandbox.services.data_events import data_event
+from baas_sandbox.services.data_events import SUBSCRIBABLE, data_event
 from baas_sandbox.services.scheduler import Scheduler
 
 logger = logging.getLogger("baas_sandbox")
@@ -49,6 +49,11 @@ class Settings:
     webhook_attempts: int = 6
     webhook_backoff: float = 1.0
     webhook_timeout: float = 5.0
+    #: Hosts webhooks may be sent to ("*": any); by default this machine only.
+    webhook_allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+
+    def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
+        return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts)
 
     @property
     def scenarios_dir(self) -> Path:

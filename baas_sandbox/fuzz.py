@@ -1,0 +1,336 @@
+"""``baas-sandbox fuzz``: the contract run — schemathesis over both specs against a running sandbox.
+
+One definition of the contract run, for CI (``.ci/run``), for developers, and for a team that
+deploys the sandbox and wants to know it still honours ``spec/``: every check, the four phases
+(examples, coverage, fuzzing, stateful, which follows the specs' ``links``), a bounded number of
+examples per operation and a fixed seed, so a failure can be replayed. The settings both specs
+share (authentication, the statuses business rules may answer, the fixture accounts to aim at)
+live in ``schemathesis.toml``, which the in-process run of the tests reads too.
+
+schemathesis runs as a subprocess of its own CLI: its summary is the one a developer knows, its
+exit status is the verdict, and nothing here depends on its Python API, which changes more often.
+
+The run is not read-only: it creates keys and accounts, and the admin API it fuzzes resets the
+sandbox and switches scenarios. So it resets the sandbox first, switches every scenario off (an
+injected fault is not a contract breach), and resets it again at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from baas_sandbox.defaults import PROJECT_ROOT
+
+SPEC_DIR = PROJECT_ROOT / "spec"
+CONFIG_FILE = PROJECT_ROOT / "schemathesis.toml"
+PHASES = ("examples", "coverage", "fuzzing", "stateful")
+#: The budget of CI's contract run (about 40 s on 2 cores), and the default of everyone else's.
+DEFAULT_MAX_EXAMPLES = 100
+DEFAULT_SEED = 1
+#: Seconds one request may take before schemathesis counts it as an error: a bound on a hung server.
+REQUEST_TIMEOUT = 10
+#: Seconds a sandbox (started here, or by CI just before) has to answer its first request.
+START_TIMEOUT = 30
+# Exit statuses: schemathesis's own 1 (failures found) passes through; 2 means "could not run".
+CANNOT_RUN = 2
+
+
+@dataclass(frozen=True)
+class Target:
+    """One spec and where its operations are served, relative to the sandbox's base URL."""
+
+    spec: str
+    base_path: str
+
+    @property
+    def name(self) -> str:
+        return Path(self.spec).stem
+
+
+# The product API first: the admin run activates scenarios and adds webhook subscriptions, which
+# would otherwise shape the product API's answers.
+TARGETS = (Target("openapi.yaml", ""), Target("admin.yaml", "/__admin"))
+
+
+class CannotRun(Exception):
+    """The contract run could not start: schemathesis missing, or no sandbox to test."""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """The ``fuzz`` subcommand's options (its help says what the run does to the sandbox)."""
+    fuzz = commands.add_parser(
+        "fuzz", help="check a sandbox against spec/ with schemathesis (the CI contract run)",
+        description="Run schemathesis over spec/openapi.yaml and spec/admin.yaml against a sandbox, "
+                    "every check, all four phases. Without --url, start one on a free port and stop it "
+                    "afterwards. The run resets the sandbox before and after, and switches its scenarios "
+                    "off: do not point it at a sandbox someone is using. Exit status: 0 no failure, "
+                    "1 a check failed, 2 could not run.")
+    fuzz.add_argument("--url", help="base URL of a running sandbox, e.g. http://127.0.0.1:8080 "
+                                    "(default: start one)")
+    fuzz.add_argument("--max-examples", type=positive_int, default=DEFAULT_MAX_EXAMPLES, metavar="N",
+                      help=f"test cases per operation and phase (default {DEFAULT_MAX_EXAMPLES})")
+    fuzz.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                      help=f"seed of the generated data, and of a sandbox started here (default {DEFAULT_SEED})")
+    fuzz.add_argument("--phases", default=",".join(PHASES), type=phases_option,
+                      help=f"comma-separated, among {', '.join(PHASES)} (default: all)")
+    fuzz.add_argument("--report", type=Path, metavar="PATH",
+                      help="write a JUnit XML report of both runs to PATH (folders are created)")
+    fuzz.add_argument("schemathesis_args", nargs="*", metavar="-- ARGS",
+                      help="after --: more options for `schemathesis run`, e.g. -- --exclude-checks ignored_auth")
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
+def phases_option(value: str) -> str:
+    """``--phases``: refuse an unknown phase here, with the list, rather than deep in schemathesis."""
+    phases = [phase.strip() for phase in value.split(",") if phase.strip()]
+    unknown = [phase for phase in phases if phase not in PHASES]
+    if not phases or unknown:
+        raise argparse.ArgumentTypeError(f"unknown phase {', '.join(unknown) or '(none)'}; "
+                                         f"choose among {', '.join(PHASES)}")
+    return ",".join(phases)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the contract against ``--url`` or a sandbox started here; the worst exit status wins."""
+    try:
+        command = schemathesis_cli()
+        with stopped_by_sigterm(), sandbox_at(args.url, seed=args.seed) as sandbox:
+            prepare(sandbox.url)
+            try:
+                statuses = run_all(command, sandbox.url, args)
+            finally:
+                restore(sandbox.url)
+            if max(statuses) != 0:
+                sandbox.show_log()
+    except CannotRun as exc:
+        print(f"baas-sandbox fuzz: {exc}", file=sys.stderr)
+        return CANNOT_RUN
+    return max(statuses)
+
+
+def schemathesis_cli() -> list[str]:
+    """How to call schemathesis: its CLI module, run by this interpreter (so the same virtualenv)."""
+    if importlib.util.find_spec("schemathesis") is None:
+        raise CannotRun("schemathesis is not installed; install the test extra: pip install 'baas-sandbox[test]' "
+                        "(from a clone: pip install -e '.[test]')")
+    return [sys.executable, "-m", "schemathesis.cli"]
+
+
+def run_all(command: list[str], base_url: str, args: argparse.Namespace) -> list[int]:
+    """Every target in turn, each with its own JUnit file, merged into ``--report`` at the end."""
+    with tempfile.TemporaryDirectory(prefix="baas-sandbox-fuzz-") as workdir:
+        statuses, reports = [], []
+        for target in TARGETS:
+            junit = Path(workdir) / f"{target.name}.xml"
+            print(f"\n== contract run: spec/{target.spec} against {base_url}{target.base_path} "
+                  f"(seed {args.seed}, {args.max_examples} examples, phases {args.phases})", flush=True)
+            statuses.append(subprocess.call(run_command(command, target, base_url, args, junit)))
+            reports.append((target, junit))
+        if args.report is not None:
+            merge_junit(reports, args.report)
+            print(f"\nJUnit report: {args.report}")
+    verdict = "no failure" if max(statuses) == 0 else "FAILED (see the summaries above)"
+    print(f"\n== contract run: {verdict}", flush=True)
+    return statuses
+
+
+def run_command(command: list[str], target: Target, base_url: str, args: argparse.Namespace,
+                junit: Path) -> list[str]:
+    """``schemathesis run`` for one spec; ``schemathesis.toml`` is named so any working folder will do."""
+    config = ["--config-file", str(CONFIG_FILE)] if CONFIG_FILE.is_file() else []
+    return [
+        *command, *config, "run", str(SPEC_DIR / target.spec),
+        "--url", base_url + target.base_path,
+        "--checks", "all",
+        "--phases", args.phases,
+        "--max-examples", str(args.max_examples),
+        "--seed", str(args.seed),
+        "--request-timeout", str(REQUEST_TIMEOUT),
+        "--report", "junit", "--report-junit-path", str(junit),
+        *args.schemathesis_args,
+    ]
+
+
+def merge_junit(reports: Sequence[tuple[Target, Path]], destination: Path) -> None:
+    """One JUnit file for CI: each run's suite, named after its spec; a run without a report is an error."""
+    merged = ET.Element("testsuites")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    elapsed = 0.0
+    for target, path in reports:
+        for suite in junit_suites(target, path):
+            suite.set("name", f"schemathesis {target.spec}")
+            for case in suite.iter("testcase"):
+                case.set("classname", target.spec)
+            for key in totals:
+                totals[key] += int(suite.get(key, "0"))
+            elapsed += float(suite.get("time", "0"))
+            merged.append(suite)
+    for key, value in totals.items():
+        merged.set(key, str(value))
+    merged.set("time", f"{elapsed:.3f}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    ET.indent(merged)
+    ET.ElementTree(merged).write(destination, encoding="utf-8", xml_declaration=True)
+
+
+def junit_suites(target: Target, path: Path) -> list[ET.Element]:
+    """The suites schemathesis wrote, or one suite with an error when it wrote none (it crashed)."""
+    try:
+        return list(ET.parse(path).getroot().iter("testsuite"))
+    except (OSError, ET.ParseError) as exc:
+        suite = ET.Element("testsuite", tests="1", failures="0", errors="1", skipped="0", time="0")
+        case = ET.SubElement(suite, "testcase", name="schemathesis run")
+        ET.SubElement(case, "error", message=f"no report for spec/{target.spec}: {exc}")
+        return [suite]
+
+
+# --- the sandbox under test ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The sandbox under test; ``log`` when it was started here (a 500's traceback is there)."""
+
+    url: str
+    log: Path | None = None
+
+    def show_log(self, lines: int = 60) -> None:
+        if self.log is None:
+            return
+        tail = self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        if tail:
+            print("baas-sandbox fuzz: the sandbox's log (last lines):", *tail, sep="\n  ", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def sandbox_at(url: str | None, *, seed: int) -> Iterator[Sandbox]:
+    """``url`` once it answers, or a sandbox started here for the block (stopped whatever happens)."""
+    if url is not None:
+        sandbox = Sandbox(url.rstrip("/"))
+        wait_until_up(sandbox.url, timeout=START_TIMEOUT, alive=lambda: True)
+        yield sandbox
+        return
+    with started_sandbox(seed) as sandbox:
+        yield sandbox
+
+
+@contextlib.contextmanager
+def started_sandbox(seed: int) -> Iterator[Sandbox]:
+    """``baas-sandbox serve`` on a free loopback port, as CI and a user would start it."""
+    port = free_port()
+    command = [sys.executable, "-m", "baas_sandbox", "serve", "--port", str(port), "--seed", str(seed),
+               "--no-reload", "--log-level", "warning"]
+    with tempfile.TemporaryDirectory(prefix="baas-sandbox-") as folder:
+        sandbox = Sandbox(f"http://127.0.0.1:{port}", Path(folder) / "serve.log")
+        print(f"baas-sandbox fuzz: starting `baas-sandbox serve --port {port} --seed {seed}`", flush=True)
+        with sandbox.log.open("w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        try:
+            wait_until_up(sandbox.url, timeout=START_TIMEOUT, alive=lambda: process.poll() is None)
+        except CannotRun:
+            stop(process)
+            sandbox.show_log()
+            raise
+        try:
+            yield sandbox
+        finally:
+            stop(process)
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (a CI time-out) unwinds like Ctrl-C: the ``finally`` blocks stop the server started
+    here, and ``subprocess.call`` kills the schemathesis run it waits for."""
+    def interrupt(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the server binds it a moment later; a clash fails loudly)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(base_url: str, *, timeout: float, alive: Callable[[], bool]) -> None:
+    """Poll the admin API until it answers; give up when the server died or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/__admin/scenarios", timeout=2):
+                return
+        except (urllib.error.URLError, OSError) as exc:
+            if not alive():
+                raise CannotRun("the sandbox stopped before answering (its log is above)") from None
+            if time.monotonic() > deadline:
+                raise CannotRun(f"no sandbox answers at {base_url}: {exc}") from None
+            time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (uvicorn shuts down cleanly), then SIGKILL if it hangs."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def prepare(base_url: str) -> None:
+    """Fixture state and no scenario: the run checks the contract, not a fault chosen on purpose."""
+    post(base_url, "/__admin/reset")
+    request(base_url, "PUT", "/__admin/scenarios/active", {"names": []})
+
+
+def restore(base_url: str) -> None:
+    """Back to the fixtures and the scenarios chosen at start; a failure here must not hide the verdict."""
+    try:
+        post(base_url, "/__admin/reset")
+    except CannotRun as exc:
+        print(f"baas-sandbox fuzz: could not reset the sandbox after the run: {exc}", file=sys.stderr)
+
+
+def post(base_url: str, path: str) -> None:
+    request(base_url, "POST", path, None)
+
+
+def request(base_url: str, method: str, path: str, body: dict | None) -> None:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {} if body is None else {"Content-Type": "application/json"}
+    req = urllib.request.Request(base_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT):
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        raise CannotRun(f"{method} {base_url}{path} failed: {exc}") from None
