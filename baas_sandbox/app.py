@@ -34,6 +34,7 @@ from baas_sandbox.http.faults import RememberConnection
 from baas_sandbox.http.journal import RecordRequests
 from baas_sandbox.http.prefer import PreferredResponse
 from baas_sandbox.http.scenarios import ApplyScenarios
+from baas_sandbox.http.slashes import NoTrailingSlash
 from baas_sandbox.http.tracking import HEADER as TRACKING_HEADER
 from baas_sandbox.http.tracking import TrackingId
 from baas_sandbox.http.violations import BodyValidator, ParametersValidator
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
                        allow_headers=["*"], expose_headers=[TRACKING_HEADER])
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
+    app.add_middleware(NoTrailingSlash, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_CONTEXT)
     app.add_middleware(PreferredResponse, position=MiddlewarePosition.BEFORE_CONTEXT,
                        contract=specs.contract, seed=settings.seed)

@@ -61,6 +61,8 @@ def _stream(kind: str, id_field: str, wanted: Callable[[dict], bool], name: Call
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                if entry is None:  # this reader fell too far behind: it reconnects with Last-Event-ID
+                    return
                 if entry[id_field] not in sent and wanted(entry):
                     yield _frame(entry, id_field, name)
 

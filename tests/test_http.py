@@ -131,3 +131,25 @@ def test_a_discriminator_of_the_wrong_type_is_a_clear_400(client, pix_key_type):
     assert response.status_code == 400
     assert response.json()["code"] == "SBX000400"
     assert response.json()["extra_fields"]["violations"][0]["field"] == "pix_key_type"
+
+
+@pytest.mark.parametrize("key_type,value", [("email", "dup@example.com"), ("phone_number", "+5511987654321")])
+def test_a_trailing_newline_does_not_make_another_key(client, key_type, value):
+    """Found in review: Python's `$` matched before a final newline, so "x\\n" was a second key."""
+    first = client.post(KEYS, json={"account_key": SEED_ACCOUNT, "pix_key_type": key_type, "pix_key": value},
+                        headers=ORG_A)
+    assert first.status_code == 201
+    second = client.post(KEYS, json={"account_key": SEED_ACCOUNT, "pix_key_type": key_type,
+                                      "pix_key": value + "\n"}, headers=ORG_A)
+    assert second.status_code == 400
+    assert second.json()["code"] == "SBX000400"
+
+
+@pytest.mark.parametrize("method,path", [("POST", "/banking-auth/v1/credentials/"), ("GET", "/baas/pix/keys/"),
+                                         ("POST", "/__admin/reset/")])
+def test_a_trailing_slash_is_not_redirected(client, method, path):
+    """Found in review: starlette answered 307 (undocumented) and a client following it re-POSTed."""
+    response = client.request(method, path, headers=ORG_A, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json()["code"] == "SBX000404"
+    assert client.get("/ui/").status_code == 200  # Swagger UI keeps its slash

@@ -585,3 +585,53 @@ def test_the_journal_records_a_fault_without_status(tmp_path):
             httpx.get(f"{base_url}/baas/pix/keys", params={"account_key": SEED_ACCOUNT}, headers=ORG_A)
         entry = httpx.get(f"{base_url}/__admin/requests").json()["requests"][0]
     assert entry["status"] is None and entry["scenario"]["scenario"] == "fault"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("rules:\n  - match: {method: POST}\n    fault: reset\n", "rules[0].match: 'path' is a dependency of 'method'"),
+    ("rules:\n  - match: {path: /banking-auth/v1/credentials}\n    fault: reset\n",
+     "rules[0].match: 'method' is a dependency of 'path'"),
+    ("rules:\n  - match: {operation: list-pix-keys, headers: {1: x}}\n    fault: reset\n",
+     "rules[0].match.headers"),
+    ("rules:\n  - match: {operation: list-pix-keys}\n    latency: {fixed_ms: .inf}\n",
+     "rules[0].latency.fixed_ms: inf is not a finite number"),
+    ("rules:\n  - match: {operation: list-pix-keys}\n    fault: {truncate: {fraction: .nan}}\n",
+     "rules[0].fault.truncate.fraction: nan is not a finite number"),
+    ("rules:\n  - match: {operation: list-pix-keys}\n    latency: {lognormal: {median_ms: 5, sigma: 1000}}\n",
+     "rules[0].latency.lognormal.sigma"),
+])
+def test_values_that_would_break_a_request_are_refused_at_load(tmp_path, text, expected):
+    """Found in review: these loaded, then crashed, hung or ignored a rule at request time."""
+    with pytest.raises(ScenarioError) as refused:
+        create_app(Settings(fixtures_dir=fixtures_with(tmp_path, bad=text), hot_reload=False))
+    assert expected in str(refused.value)
+
+
+def test_a_file_that_is_not_utf8_is_refused_not_a_crash(tmp_path):
+    directory = fixtures_with(tmp_path)
+    (directory / "scenarios" / "latin.yaml").write_bytes("description: ação\nrules: []\n".encode("latin-1"))
+    with pytest.raises(ScenarioError, match="is not UTF-8 text"):
+        create_app(Settings(fixtures_dir=directory, hot_reload=False))
+
+
+def test_hot_reload_survives_a_file_it_cannot_read(sandbox_client, tmp_path):
+    directory = fixtures_with(tmp_path)
+    with sandbox_client(fixtures_dir=directory) as (client, _):
+        (directory / "scenarios" / "latin.yaml").write_bytes(b"rules: [\xff\n")
+        time.sleep(0.1)
+        write_scenario(directory, "later", textwrap.dedent(outage_rule()))
+        names = lambda: {s["name"] for s in client.get("/__admin/scenarios").json()["scenarios"]}  # noqa: E731
+        wait_until(lambda: "later" in names(), timeout=3.0)
+        refused = client.get("/__admin/scenarios").json()["refused"]
+        assert [r["name"] for r in refused] == ["latin"]
+
+
+def test_a_plain_number_on_a_header_condition_matches_its_text(sandbox_client, tmp_path):
+    text = """\
+        rules:
+          - match: {operation: post-credentials, headers: {X-Attempt: 2}}
+            respond: {status: 502, example: EBAA0002}
+        """
+    with sandbox_client(fixtures_dir=fixtures_with(tmp_path, num=text), scenarios=["num"]) as (client, _):
+        assert save_credential(client, **{"X-Attempt": "2"}).status_code == 502
+        assert save_credential(client, **{"X-Attempt": "3"}).status_code == 201

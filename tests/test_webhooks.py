@@ -431,3 +431,51 @@ def test_a_fixture_subscription_to_another_host_is_refused_with_its_line(tmp_pat
     text = "subscriptions:\n  - url: http://example.com/x\n    events: [key_inclusion]\n"
     with pytest.raises(FixtureError, match=r"webhooks.yaml:2: subscriptions\[0\].url: host 'example.com'"):
         create_app(Settings(fixtures_dir=fixtures_with_webhooks(tmp_path, text), hot_reload=False))
+
+
+@pytest.mark.parametrize("url", ["http://localhost:abc/x", "http://[::1"])
+def test_a_malformed_url_is_a_400_not_a_crash(url):
+    with sandbox() as (client, _):
+        response = client.post("/__admin/webhooks/subscriptions", json={"url": url, "events": ["*"]})
+    assert response.status_code == 400
+    assert response.json()["details"].startswith("url: is not a valid URL")
+
+
+def test_redelivering_a_delivery_in_flight_replaces_its_series():
+    """Found in review: each redeliver started another series in parallel."""
+    with sandbox(webhook_attempts=3, webhook_backoff=0.3) as (client, _), \
+            Receiver(answers=[500] * 3 + [200]) as receiver:
+        subscribe(client, receiver.url, ["key_inclusion"])
+        create_key(client, SEED_ACCOUNT, "cnpj", SEED_CNPJ)
+        delivery = wait_until(lambda: deliveries(client) and deliveries(client)[0]["attempts"])
+        delivery_id = deliveries(client)[0]["id"]
+        for _ in range(3):
+            assert client.post(f"/__admin/webhooks/deliveries/{delivery_id}/redeliver").status_code == 202
+        wait_until(lambda: deliveries(client, state="delivered"), timeout=10)
+        time.sleep(1.0)  # a parallel series would still be sending
+        assert len(receiver.accepted()) == 1
+        assert delivery
+    statuses = [r.status for r in receiver.received]
+    assert statuses.count(200) == 1 and len(statuses) <= 4 + 3
+
+
+def test_reset_keeps_the_fixture_subscriptions_ids_and_secrets(tmp_path):
+    """Found in review: a reset made new ones, so a receiver set up from them stopped verifying."""
+    text = "subscriptions:\n  - url: http://127.0.0.1:9/x\n    events: [key_inclusion]\n"
+    with sandbox(fixtures_dir=fixtures_with_webhooks(tmp_path, text)) as (client, _):
+        before = client.get("/__admin/webhooks/subscriptions").json()
+        client.post("/__admin/reset")
+        assert client.get("/__admin/webhooks/subscriptions").json() == before
+
+
+def test_a_fault_damages_a_business_error_too(tmp_path):
+    """Found in review: truncate/drip let errors raised by the handler through untouched."""
+    from tests.test_scenarios import fixtures_with, raw_request, read_all
+
+    text = "rules:\n  - match: {operation: list-pix-keys}\n    fault: {truncate: {fraction: 0.3}}\n"
+    with live_server(fixtures_dir=fixtures_with(tmp_path, cut=text), scenarios=["cut"]) as (base_url, _):
+        data, _ = read_all(raw_request(base_url, "/baas/pix/keys?account_key=00000000-0000-4000-8000-000000000000"))
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 Not Found")
+    announced = int([line.split(b":")[1] for line in head.split(b"\r\n") if line.startswith(b"content-length")][0])
+    assert 0 < len(body) < announced

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
@@ -17,6 +18,9 @@ from baas_sandbox.domain import errors
 from baas_sandbox.domain.model import Account, Credential, PixKeyRequest, Tenant
 
 T = TypeVar("T")
+
+#: Entries kept per log (outbox, webhooks, events): the oldest go first, memory stays bounded.
+LOG_SIZE = 10_000
 
 
 class AccountAlreadyExists(Exception):
@@ -79,7 +83,7 @@ class InMemoryStore:
         self._requests_by_account: dict[str, list[str]] = {}
         # key value -> request key, for every request that claims its key (not rejected)
         self._claimed_keys: dict[str, str] = {}
-        self._logs: dict[str, list[dict]] = {}
+        self._logs: dict[str, deque[dict]] = {}
 
     def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:
@@ -175,7 +179,7 @@ class InMemoryStore:
 
     def record(self, kind: str, entry: dict) -> None:
         with self._lock:
-            self._logs.setdefault(kind, []).append(entry)
+            self._logs.setdefault(kind, deque(maxlen=LOG_SIZE)).append(entry)
 
     def records(self, kind: str) -> list[dict]:
         with self._lock:

@@ -1,7 +1,7 @@
 """Webhook delivery for real: signed POSTs, in the background, at least once.
 
 Each delivery keeps one id across its attempts (a receiver deduplicates on it). A non-2xx answer,
-a refused connection or a time-out is retried with exponential backoff and full jitter, up to a
+a refused connection or a time-out is retried with exponential backoff and jitter, up to a
 bound; then the delivery is ``failed`` and can be redelivered from the admin API. Nothing here
 runs on an API request's path: publishing only schedules a task.
 
@@ -22,7 +22,6 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -44,7 +43,8 @@ class DeliveryPolicy:
     timeout: float = 5.0  # seconds to wait for the receiver's answer
 
     def delay_before(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniformly up to the exponential bound, so retries of many deliveries spread."""
+        """Equal jitter: half the exponential bound, plus a random share of the other half, so the
+        retries of many deliveries spread out while each still waits at least half its backoff."""
         bound = min(self.max_backoff, self.backoff * 2 ** (attempt - 2))
         return rng.uniform(bound / 2, bound)
 
@@ -69,6 +69,9 @@ class Attempt:
     duration_ms: float
 
 
+MAX_ATTEMPTS_KEPT = 100  # redeliveries append attempts: keep the latest
+
+
 @dataclass
 class Delivery:
     id: str
@@ -77,11 +80,12 @@ class Delivery:
     event_type: str
     body: dict
     created_at: str
+    secret: str = field(repr=False, default="")  # signs every attempt, even after an unsubscribe
     state: str = "pending"  # pending, delivered, failed
     attempts: list[Attempt] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "secret"}
 
 
 def subscription_problem(url: str, events: list[str], known_events: frozenset[str],
@@ -90,7 +94,10 @@ def subscription_problem(url: str, events: list[str], known_events: frozenset[st
     unknown = [name for name in events if name not in known_events]
     if unknown:
         return "events", (f"unknown {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known_events))})")
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (httpx.URL(url).host or "").lower()
+    except (httpx.InvalidURL, ValueError) as exc:
+        return "url", f"is not a valid URL ({exc})"
     if "*" not in allowed_hosts and host not in allowed_hosts:
         return "url", (f"host {host!r} is not allowed (allowed: {', '.join(allowed_hosts)}; "
                        "start the sandbox with --webhook-allowed-hosts to add one)")
@@ -107,7 +114,7 @@ class WebhookDispatcher:
         self._rng = random.Random(seed)
         self._subscriptions: dict[str, Subscription] = {}
         self._deliveries: OrderedDict[str, Delivery] = OrderedDict()
-        self._tasks: set[asyncio.Task] = set()
+        self._running: dict[str, asyncio.Task] = {}  # delivery id -> its series of attempts
         self._client: httpx.AsyncClient | None = None
 
     # -- subscriptions ----------------------------------------------------------------------------
@@ -133,11 +140,12 @@ class WebhookDispatcher:
         for subscription in self._subscriptions.values():
             if subscription.wants(event_type):
                 delivery = Delivery(id=str(uuid.uuid4()), subscription_id=subscription.id, url=subscription.url,
-                                    event_type=event_type, body=body, created_at=timestamp(utcnow()))
+                                    event_type=event_type, body=body, created_at=timestamp(utcnow()),
+                                    secret=subscription.secret)
                 self._deliveries[delivery.id] = delivery
                 while len(self._deliveries) > DELIVERY_LOG_SIZE:
                     self._deliveries.popitem(last=False)
-                self._start(delivery, subscription)
+                self._start(delivery)
                 made.append(delivery)
         return made
 
@@ -150,53 +158,55 @@ class WebhookDispatcher:
     def redeliver(self, delivery_id: str) -> Delivery | None:
         """Send a delivery again, same id, with a fresh series of attempts after the old ones."""
         delivery = self._deliveries.get(delivery_id)
-        subscription = self._subscriptions.get(delivery.subscription_id) if delivery else None
         if delivery is None:
             return None
+        running = self._running.pop(delivery_id, None)
+        if running is not None:  # one series at a time: the new one replaces the running one
+            running.cancel()
         delivery.state = "pending"
-        self._start(delivery, subscription or Subscription(delivery.subscription_id, delivery.url, [],
-                                                           "", delivery.created_at))
+        self._start(delivery)
         return delivery
 
-    def reset(self, subscriptions: list[dict]) -> None:
-        for task in self._tasks:
+    def reset(self, subscriptions: list[Subscription]) -> None:
+        """Back to these subscriptions (the fixtures'), with their ids and secrets unchanged."""
+        for task in self._running.values():
             task.cancel()
-        self._tasks.clear()
+        self._running.clear()
         self._deliveries.clear()
-        self._subscriptions.clear()
-        for entry in subscriptions:
-            self.subscribe(entry["url"], entry["events"], entry.get("secret"))
+        self._subscriptions = {s.id: Subscription(s.id, s.url, list(s.events), s.secret, s.created_at)
+                               for s in subscriptions}
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._running.values()):
             task.cancel()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    def _start(self, delivery: Delivery, subscription: Subscription) -> None:
+    def _start(self, delivery: Delivery) -> None:
         try:
-            task = asyncio.get_running_loop().create_task(self._deliver(delivery, subscription))
+            task = asyncio.get_running_loop().create_task(self._deliver(delivery))
         except RuntimeError:  # no event loop: nothing can be sent from here (a unit test, a script)
             logger.warning("webhook %s not sent: no running event loop", delivery.id)
             delivery.state = "failed"
             return
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._running[delivery.id] = task
+        task.add_done_callback(lambda done: self._running.pop(delivery.id, None)
+                               if self._running.get(delivery.id) is done else None)
 
-    async def _deliver(self, delivery: Delivery, subscription: Subscription) -> None:
+    async def _deliver(self, delivery: Delivery) -> None:
         payload = json.dumps(delivery.body, ensure_ascii=False, separators=(",", ":")).encode()
         for attempt in range(1, self.policy.max_attempts + 1):
             if attempt > 1:
                 await asyncio.sleep(self.policy.delay_before(attempt, self._rng))
-            if await self._attempt(delivery, subscription, payload):
+            if await self._attempt(delivery, payload):
                 delivery.state = "delivered"
                 return
         delivery.state = "failed"
         logger.warning("webhook %s to %s failed after %d attempts", delivery.id, delivery.url,
                        self.policy.max_attempts)
 
-    async def _attempt(self, delivery: Delivery, subscription: Subscription, payload: bytes) -> bool:
+    async def _attempt(self, delivery: Delivery, payload: bytes) -> bool:
         sent_at = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
@@ -204,7 +214,7 @@ class WebhookDispatcher:
             "X-Sandbox-Event": delivery.event_type,
             "X-Sandbox-Delivery": delivery.id,
             "X-Sandbox-Timestamp": sent_at,
-            "X-Sandbox-Signature": sign(subscription.secret, sent_at, payload),
+            "X-Sandbox-Signature": sign(delivery.secret, sent_at, payload),
         }
         started, at = time.perf_counter(), timestamp(utcnow())
         status, error = None, None
@@ -214,9 +224,10 @@ class WebhookDispatcher:
             status = response.status_code
         except httpx.TimeoutException:
             error = f"no answer within {self.policy.timeout} s"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 - every attempt must end delivered or failed, never stuck
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         delivery.attempts.append(Attempt(at, status, error, round((time.perf_counter() - started) * 1000, 3)))
+        del delivery.attempts[:-MAX_ATTEMPTS_KEPT]
         return status is not None and 200 <= status < 300
 
     def _http(self) -> httpx.AsyncClient:

@@ -32,6 +32,8 @@ class YamlDocument:
             self.data = yaml.safe_load(text)
         except OSError as exc:
             raise problem(path, None, "", f"cannot be read ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise problem(path, None, "", f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise problem(path, mark.line + 1 if mark else None, "",
@@ -60,6 +62,7 @@ class YamlDocument:
 
     def check(self, schema: dict) -> None:
         """Raise the most relevant violation of ``schema``, located."""
-        error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(self.data))
+        # 2020-12: it knows dependentRequired, which older drafts silently ignore.
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(self.data))
         if error is not None:
             raise self.fail(tuple(error.absolute_path), error.message)

@@ -47,7 +47,9 @@ def check_pix_key(key_type: PixKeyType, value: str | None) -> None:
     if key_type is PixKeyType.CNPJ and not is_valid_cnpj(value):
         raise InvalidPixKey(value, "is not a valid CNPJ (14 digits with valid check digits)",
                             "não é um CNPJ válido (14 dígitos com dígitos verificadores válidos)")
-    if key_type is PixKeyType.EMAIL and (len(value) > EMAIL_MAX_LENGTH or not EMAIL_PATTERN.match(value)):
+    # fullmatch, not match: Python's `$` also matches before a final newline, and "a@b.c\n" must
+    # not pass for a key distinct from "a@b.c".
+    if key_type is PixKeyType.EMAIL and (len(value) > EMAIL_MAX_LENGTH or not EMAIL_PATTERN.fullmatch(value)):
         raise InvalidPixKey(value, "is not a valid email key (lower case, one @, at most 77 characters)",
                             "não é uma chave email válida (minúsculas, um @, no máximo 77 caracteres)")
     if key_type is PixKeyType.PHONE and not _is_valid_brazilian_phone(value):
@@ -56,7 +58,7 @@ def check_pix_key(key_type: PixKeyType, value: str | None) -> None:
 
 
 def _is_valid_brazilian_phone(value: str) -> bool:
-    if not PHONE_PATTERN.match(value):
+    if not PHONE_PATTERN.fullmatch(value):
         return False
     try:
         number = phonenumbers.parse(value, "BR")

@@ -14,8 +14,9 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import faults
-from baas_sandbox.http.errors import Api, sandbox_problem
+from baas_sandbox.http.errors import Api, domain_error, sandbox_problem
 from baas_sandbox.http.violations import Violation
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.model import RequestView, Rule
@@ -128,7 +129,11 @@ async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[int, l
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await app(scope, receive, keep)
+    try:
+        await app(scope, receive, keep)
+    except DomainError as error:  # a business error is an answer too: it can be damaged like any other
+        response = domain_error(Api.of(scope["path"]), error)
+        return response.status_code, [(b"content-type", b"application/json")], response.body.encode()
     return status, headers, b"".join(chunks)
 
 

@@ -59,7 +59,10 @@ class ScenarioLibrary:
         with self._lock:
             present = {}
             for path in self.files():
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except OSError:  # removed between listing and reading, or a dangling link
+                    continue
                 present[path] = (stat.st_mtime_ns, stat.st_size)
             for path, version in present.items():
                 if self._versions.get(path) == version:
@@ -67,7 +70,9 @@ class ScenarioLibrary:
                 self._versions[path] = version
                 try:
                     scenario = load_scenario(path, self.contract, self.product_operations)
-                except ScenarioError as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever breaks, one file must not stop the rest
+                    if not isinstance(exc, ScenarioError):
+                        exc = ScenarioError(path, None, "", f"cannot be loaded ({type(exc).__name__}: {exc})")
                     if strict:
                         raise
                     self._problems[path.stem] = str(exc)

@@ -7,6 +7,7 @@ always one the contract allows. A refusal names the file, the line and the reaso
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,8 @@ _CONDITION = {
                         "absent": {"type": "boolean"}}},
     ]
 }
-_CONDITIONS = {"type": "object", "additionalProperties": _CONDITION}
-_MS = {"type": "number", "minimum": 0}
+_CONDITIONS = {"type": "object", "propertyNames": {"type": "string"}, "additionalProperties": _CONDITION}
+_MS = {"type": "number", "minimum": 0, "maximum": 600_000}  # at most 10 minutes
 FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["rules"],
@@ -95,7 +96,9 @@ FILE_SCHEMA: dict[str, Any] = {
                             "uniform_ms": {"type": "array", "items": _MS, "minItems": 2, "maxItems": 2},
                             "lognormal": {"type": "object", "required": ["median_ms", "sigma"],
                                           "additionalProperties": False,
-                                          "properties": {"median_ms": _MS, "sigma": _MS}},
+                                          "properties": {"median_ms": _MS,
+                                                         "sigma": {"type": "number", "minimum": 0,
+                                                                   "maximum": 3}}},
                         },
                     },
                     "fault": {
@@ -129,6 +132,7 @@ def load_scenario(path: Path, contract: Contract, product_operations: frozenset[
     if not re.match(NAME, path.stem):
         raise ScenarioError(path, None, "", f"the file name must match {NAME} (it is the scenario's name)")
     document = YamlDocument(path, ScenarioError)
+    _refuse_non_finite(document, document.data, ())
     document.check(FILE_SCHEMA)
     rules = [_rule(document, index, entry, contract, product_operations)
              for index, entry in enumerate(document.data["rules"])]
@@ -137,6 +141,18 @@ def load_scenario(path: Path, contract: Contract, product_operations: frozenset[
         if name in names[:index]:
             raise document.fail(("rules", index, "name"), f"rule name {name!r} is used twice")
     return Scenario(path.stem, document.data.get("description", ""), rules, str(path))
+
+
+def _refuse_non_finite(document: YamlDocument, node: Any, path: tuple) -> None:
+    """YAML's .inf and .nan are numbers to JSON Schema, and would hang or break a request."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise document.fail(path, f"{node} is not a finite number")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _refuse_non_finite(document, value, path + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _refuse_non_finite(document, value, path + (index,))
 
 
 def _rule(document: YamlDocument, index: int, entry: dict, contract: Contract,
@@ -184,8 +200,11 @@ def _operations(document: YamlDocument, where: tuple, match: dict, contract: Con
 
 def _condition(document: YamlDocument, where: tuple, source: str, name: str, test: Any) -> Condition:
     if not isinstance(test, dict):
-        return Condition(source, name, equals=test)
+        test = {"equals": test}
     (kind, value), = test.items()
+    if source != "body" and kind in ("equals", "one_of"):
+        # Headers, query and path values arrive as text: `X-Attempt: 2` means "2".
+        value = [_text(v) for v in value] if kind == "one_of" else _text(value)
     if kind == "regex":
         try:
             return Condition(source, name, regex=re.compile(value))
@@ -220,6 +239,12 @@ def _respond(document: YamlDocument, where: tuple, respond: dict, operations: se
     return Respond(status, respond.get("body"), respond.get("example"), "body" in respond)
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def _budget(budget: dict) -> Budget:
     return Budget(first=budget.get("first"), every=budget.get("every"), probability=budget.get("probability"))
 
@@ -239,4 +264,4 @@ def _fault(fault: str | dict) -> Fault:
     (kind, settings), = fault.items()
     if kind == "truncate":
         return Fault(kind, fraction=settings.get("fraction", 0.5))
-    return Fault(kind, duration_ms=settings["duration_ms"], chunks=settings.get("chunks", 10))
+    return Fault(kind, duration_ms=settings["duration_ms"], chunks=int(settings.get("chunks", 10)))

@@ -23,5 +23,8 @@ async def watch(library: ScenarioLibrary, stop: asyncio.Event) -> None:
         logger.info("no scenario folder at %s: hot reload is off", directory)
         return
     async for _changes in awatch(directory, stop_event=stop, step=50, debounce=1000, recursive=False):
-        for line in library.load():
-            logger.info("hot reload: %s", line)
+        try:
+            for line in library.load():
+                logger.info("hot reload: %s", line)
+        except Exception:  # a reload must never end hot reload for the rest of the run
+            logger.exception("hot reload failed; watching on")

@@ -79,6 +79,11 @@ class Sandbox:
             DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout),
             seed=settings.seed,
         )
+        # Made once: a reset keeps their ids and secrets, so a receiver set up from them keeps working.
+        self._fixture_subscriptions = [
+            self.webhooks.subscribe(entry["url"], entry["events"], entry.get("secret"))
+            for entry in fixtures.subscriptions
+        ]
         self._followers: dict[type, list[Callable[[events.Event], None]]] = {
             events.VerificationCodeSent: [self._record_outbox],
             events.KeyRequestDecided: [self._send_key_inclusion],
@@ -90,7 +95,7 @@ class Sandbox:
         self.scheduler.cancel_all()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
         self.scenarios.reset()
-        self.webhooks.reset(self.fixtures.subscriptions)
+        self.webhooks.reset(self._fixture_subscriptions)
 
     def publish(self, *happened: events.Event) -> None:
         for event in happened:
