@@ -23,5 +23,10 @@ test: $(BIN)/.installed
 fuzz: $(BIN)/.installed
 	$(BIN)/baas-sandbox fuzz $(if $(URL),--url $(URL)) --report reports/junit-contract.xml
 
+# Side by side with Prism (installs wrk and Prism if missing); writes bench/RESULTS.md. ~10 min.
+.PHONY: bench
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
-from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
@@ -28,7 +28,7 @@ from starlette.middleware.cors import CORSMiddleware
 import handlers
 from baas_sandbox.adapters.fixtures import load_fixtures
 from baas_sandbox.domain.errors import DomainError
-from baas_sandbox.http import errors
+from baas_sandbox.http import compiled, errors
 from baas_sandbox.http.context import BindSandbox
 from baas_sandbox.http.faults import RememberConnection
 from baas_sandbox.http.journal import RecordRequests
@@ -114,9 +114,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             await asyncio.wait_for(watcher, timeout=5)
 
     # Outermost, before connexion's own middleware: remembers the connection for network faults.
-    middlewares = [RememberConnection, *ConnexionMiddleware.default_middlewares]
+    # Then connexion's own, with what it rebuilt per request built once (performance: http/compiled.py).
+    middlewares = [RememberConnection, *compiled.MIDDLEWARES]
     app = AsyncApp(__name__, specification_dir=SPEC_DIR, validator_map=VALIDATORS, lifespan=lifespan,
-                   middlewares=middlewares)
+                   middlewares=middlewares, security_map=compiled.SECURITY_MAP)
+    compiled.install_handler_cache(app._middleware_app)  # handlers decorated once, not per request
     resolver = Resolver(function_resolver=handlers.resolve)
     swagger = SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui")
     # connexion gets the parsed documents (copies: it annotates them), not the files to parse again.
@@ -134,7 +136,10 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     app.add_middleware(NoTrailingSlash, position=MiddlewarePosition.BEFORE_EXCEPTION)
-    app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_CONTEXT)
+    if settings.validate_responses:
+        # Only response validation needs the header before the outer TrackingId adds it (performance:
+        # without it, this second mount would only set the same header again).
+        app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_CONTEXT)
     app.add_middleware(PreferredResponse, position=MiddlewarePosition.BEFORE_CONTEXT,
                        contract=specs.contract, seed=settings.seed)
     app.add_middleware(ApplyScenarios, position=MiddlewarePosition.BEFORE_CONTEXT,

@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baas-sandbox: serving on http://{args.host}:{args.port}  (Swagger UI: /ui/ and /__admin/ui/)",
           file=sys.stderr)
     # Open event streams never end by themselves: bound the wait for them when stopping.
+    from baas_sandbox.server import uvicorn_options
+
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, **uvicorn_options())
     return 0
 
 

@@ -10,8 +10,11 @@ CPF, CNPJ and random keys start in ``pending``; email and phone keys in ``pendin
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
+import math
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -22,7 +25,22 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 def timestamp(moment: dt.datetime) -> str:
     """The platform's timestamp: UTC, to the second, without offset."""
-    return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
+    # The last second formatted is kept: a request formats several times of the same second, and
+    # strftime costs ten times the comparison (performance). One tuple, replaced whole: thread-safe.
+    global _last_timestamp
+    try:
+        second = math.floor(moment.timestamp())
+    except (OverflowError, OSError, ValueError):  # a naive time the platform cannot place
+        return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
+    last_second, text = _last_timestamp
+    if second == last_second:
+        return text
+    text = moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
+    _last_timestamp = (second, text)
+    return text
+
+
+_last_timestamp: tuple[int | None, str] = (None, "")
 
 
 class PersonType(StrEnum):
@@ -48,6 +66,9 @@ class Tenant:
     requester_key: str  # the person acting for the tenant, as the platform names it
     providers: frozenset[str]  # the providers whose API configuration the tenant has
 
+    def __deepcopy__(self, memo: dict) -> "Tenant":
+        return self  # immutable: a copy would be equal and cost time and memory
+
 
 @dataclass(frozen=True)
 class Account:
@@ -69,6 +90,11 @@ class Account:
     @property
     def key_limit(self) -> int:
         return KEY_LIMITS[self.owner_person_type]
+
+    def __deepcopy__(self, memo: dict) -> "Account":
+        # Immutable (frozen, every field a str, bool or enum): the store's copies of key requests
+        # share their account instead of each holding its own (memory per stored key, copy time).
+        return self
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self) | {
@@ -156,7 +182,7 @@ class VerificationCode:
         return now >= self.expires_at
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a million stored requests take ~150 bytes less each than with a __dict__
 class PixKeyRequest:
     """A request to include a Pix key in DICT, and the key it creates."""
 
@@ -186,6 +212,17 @@ class PixKeyRequest:
     def claims_key(self) -> bool:
         """Whether the request holds its key value and a place in the account's limit."""
         return self.status is not RequestStatus.REJECTED
+
+    def __deepcopy__(self, memo: dict) -> "PixKeyRequest":
+        """What ``copy.deepcopy`` would make, about ten times faster (the store copies a request on every
+        read and change): every field is immutable but ``history`` and ``code``, which are copied."""
+        clone = object.__new__(PixKeyRequest)
+        for name in _REQUEST_FIELDS:
+            setattr(clone, name, getattr(self, name))
+        clone.history = list(self.history)
+        if self.code is not None:
+            clone.code = copy.copy(self.code)
+        return clone
 
     def check_owner(self, tenant: Tenant) -> None:
         if tenant.name != self.tenant:
@@ -221,19 +258,23 @@ class PixKeyRequest:
     def approve(self, key_value: str, now: dt.datetime) -> None:
         self.key_value = key_value
         self.key_status = KeyStatus.ACTIVE
-        self.key_updated_at = timestamp(now)
         self._move_to(RequestStatus.APPROVED, now)
+        self.key_updated_at = self.updated_at  # the same moment: one string, not two equal ones
 
     def reject(self, reason: str, now: dt.datetime) -> None:
         self.key_status = KeyStatus.INACTIVE
         self.failure_reason = reason
-        self.key_updated_at = timestamp(now)
         self._move_to(RequestStatus.REJECTED, now)
+        self.key_updated_at = self.updated_at
 
     def _move_to(self, status: RequestStatus, now: dt.datetime) -> None:
-        self.history.append(f"{self.status}->{status}")
+        # Interned: a handful of distinct transitions, shared by every stored request.
+        self.history.append(sys.intern(f"{self.status}->{status}"))
         self.status = status
         self.updated_at = timestamp(now)
+
+
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(PixKeyRequest))
 
 
 def dict_decision(account: Account) -> str | None:

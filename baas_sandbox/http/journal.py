@@ -27,13 +27,17 @@ BODY_LIMIT = 64 * 1024
 
 class Journal:
     def __init__(self, size: int = 1000) -> None:
-        self._entries: deque[dict] = deque(maxlen=size)
+        self._entries: deque[dict | _Unread] = deque(maxlen=size)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def add(self, entry: dict) -> None:
+    def add(self, entry: dict | _Unread) -> None:
         with self._lock:
-            self._entries.append({"id": next(self._ids), **entry})
+            if isinstance(entry, _Unread):
+                entry.id = next(self._ids)
+                self._entries.append(entry)
+            else:
+                self._entries.append({"id": next(self._ids), **entry})
 
     def entries(self, operation_id: str | None = None, status: int | None = None,
                 limit: int | None = None) -> list[dict]:
@@ -42,13 +46,55 @@ class Journal:
             found = [e for e in reversed(self._entries)
                      if (operation_id is None or e["operation_id"] == operation_id)
                      and (status is None or e["status"] == status)]
-        return found[:limit] if limit is not None else found
+            found = found[:limit] if limit is not None else found
+            return [self._read(entry) for entry in found]
+
+    def _read(self, entry: dict | _Unread) -> dict:
+        """The entry as a dict, made once, when the journal is first read (under the lock)."""
+        if isinstance(entry, dict):
+            return entry
+        if entry.read is None:
+            entry.read = entry.as_dict()
+        return entry.read
 
     def clear(self) -> int:
         with self._lock:
             count = len(self._entries)
             self._entries.clear()
             return count
+
+
+class _Unread:
+    """A journal entry as recorded: parsing the bodies and formatting the time are left to when the
+    journal is read, off the request path (most entries are never read). ``request_body`` is the raw
+    bytes, or, for an operation with secret fields, the body already masked: secrets are never kept."""
+
+    __slots__ = ("id", "wall", "method", "path", "query", "operation_id", "status", "latency_ms",
+                 "tracking_id", "scenario", "request_body", "request_body_raw", "response_body", "read")
+
+    def __init__(self, **fields: Any) -> None:
+        self.read: dict | None = None
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __getitem__(self, name: str) -> Any:  # the fields the journal filters on
+        return getattr(self, name)
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "time": timestamp(self.wall),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query.decode("latin-1"),
+            "operation_id": self.operation_id,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "tracking_id": self.tracking_id,
+            "scenario": self.scenario,
+            "request_body": _json_or_none(self.request_body) if self.request_body_raw else self.request_body,
+            "response_body": _json_or_none(self.response_body),
+        }
 
 
 class RecordRequests:
@@ -88,29 +134,31 @@ class RecordRequests:
         finally:
             state = scope.get("state", {})
             operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
-            self.journal.add({
-                "time": timestamp(wall),
-                "method": scope["method"],
-                "path": scope["path"],
-                "query": scope.get("query_string", b"").decode("latin-1"),
-                "operation_id": operation_id,
-                "status": status,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                "tracking_id": state.get("tracking_id"),
-                "scenario": state.get(APPLIED),
-                "request_body": self._masked(operation_id, request_body),
-                "response_body": _json_or_none(response_body),
-            })
+            operation = self.contract.operation(operation_id) if operation_id else None
+            secrets = operation.secret_fields if operation else frozenset()
+            self.journal.add(_Unread(
+                wall=wall,
+                method=scope["method"],
+                path=scope["path"],
+                query=scope.get("query_string", b""),
+                operation_id=operation_id,
+                status=status,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                tracking_id=state.get("tracking_id"),
+                scenario=state.get(APPLIED),
+                request_body=_masked(secrets, request_body) if secrets else request_body,
+                request_body_raw=not secrets,
+                response_body=response_body,
+            ))
 
-    def _masked(self, operation_id: str | None, raw: bytes) -> Any:
-        body = _json_or_none(raw)
-        operation = self.contract.operation(operation_id) if operation_id else None
-        secrets = operation.secret_fields if operation else frozenset()
-        if body is None and raw and secrets:
-            return None  # unparsed bytes could hold a secret: not kept
-        for field in secrets:
-            _mask(body, field.split("."))
-        return body
+
+def _masked(secrets: frozenset[str], raw: bytes) -> Any:
+    body = _json_or_none(raw)
+    if body is None and raw and secrets:
+        return None  # unparsed bytes could hold a secret: not kept
+    for field in secrets:
+        _mask(body, field.split("."))
+    return body
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -38,31 +38,71 @@ class RequestInvalid(BadRequestProblem):
 
 def body_violations(schema: dict, body: Any) -> list[Violation]:
     """Every violation of ``schema`` by ``body``; a discriminated ``oneOf`` checks only its branch."""
-    schema = _discriminated_branch(schema, body)
-    validator = Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
-    violations: dict[Violation, None] = {}  # ordered, without repeats
-    for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
-        violations.update(dict.fromkeys(_describe(error)))
-    return list(violations)
+    return BodySchema.of(schema).violations(body)
+
+
+class BodySchema:
+    """A body schema with its validators made once: building a jsonschema validator costs more than
+    most validations, and connexion built one per request. Validators keep no state between calls."""
+
+    _cache: dict[int, tuple[dict, "BodySchema"]] = {}
+    CACHE_SIZE = 256  # schemas of the specs' operations; any others are compiled per call
+
+    def __init__(self, schema: dict) -> None:
+        self.schema = schema
+        self.discriminator = schema.get("discriminator", {}).get("propertyName")
+        self.choices: dict[str, dict] = {}
+        self.fallback: dict | None = None
+        if self.discriminator and "oneOf" in schema:
+            for branch in schema["oneOf"]:
+                for value in branch.get("properties", {}).get(self.discriminator, {}).get("enum", []):
+                    self.choices[value] = branch
+            self.fallback = {
+                "type": "object",
+                "required": [self.discriminator],
+                "properties": {self.discriminator: {"type": "string", "enum": sorted(self.choices)}},
+            }
+        else:
+            self.discriminator = None
+        # id(branch schema) -> validator; the schemas are held by self.schema and self.fallback
+        self._validators = {id(branch): _request_validator(branch)
+                            for branch in [schema, *self.choices.values(), *([self.fallback] if self.fallback else [])]}
+
+    @classmethod
+    def of(cls, schema: dict) -> "BodySchema":
+        cached = cls._cache.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        compiled = cls(schema)
+        if len(cls._cache) < cls.CACHE_SIZE:
+            cls._cache[id(schema)] = (schema, compiled)  # the schema is held, so its id is not reused
+        return compiled
+
+    def branch(self, body: Any) -> dict:
+        """The ``oneOf`` branch that ``body``'s discriminator names, or a schema naming the choices."""
+        if self.discriminator is None:
+            return self.schema
+        chosen = body.get(self.discriminator) if isinstance(body, dict) else None
+        if isinstance(chosen, str) and chosen in self.choices:
+            return self.choices[chosen]
+        assert self.fallback is not None
+        return self.fallback
+
+    def violations(self, body: Any) -> list[Violation]:
+        validator = self._validators[id(self.branch(body))]
+        violations: dict[Violation, None] = {}  # ordered, without repeats
+        for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
+            violations.update(dict.fromkeys(_describe(error)))
+        return list(violations)
+
+
+def _request_validator(schema: dict):
+    return Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
 
 
 def _discriminated_branch(schema: dict, body: Any) -> dict:
     """The ``oneOf`` branch that ``body``'s discriminator names, or a schema naming the choices."""
-    discriminator = schema.get("discriminator", {}).get("propertyName")
-    if not discriminator or "oneOf" not in schema:
-        return schema
-    choices: dict[str, dict] = {}
-    for branch in schema["oneOf"]:
-        for value in branch.get("properties", {}).get(discriminator, {}).get("enum", []):
-            choices[value] = branch
-    chosen = body.get(discriminator) if isinstance(body, dict) else None
-    if isinstance(chosen, str) and chosen in choices:
-        return choices[chosen]
-    return {
-        "type": "object",
-        "required": [discriminator],
-        "properties": {discriminator: {"type": "string", "enum": sorted(choices)}},
-    }
+    return BodySchema.of(schema).branch(body)
 
 
 def _describe(error: ValidationError) -> list[Violation]:
@@ -106,6 +146,7 @@ class BodyValidator(JSONRequestBodyValidator):
         # connexion rejects a missing required body with a bare string; we report it as data.
         super().__init__(*args, required=False, **kwargs)
         self._body_required = required
+        self._compiled = BodySchema(self._schema)  # validators made once (connexion: per request)
 
     async def _parse(self, stream, scope) -> Any:  # type: ignore[override]
         raw = b"".join([message async for message in stream])
@@ -121,7 +162,7 @@ class BodyValidator(JSONRequestBodyValidator):
             if self._body_required:
                 raise RequestInvalid(_missing_body(self._schema))
             return
-        violations = body_violations(self._schema, body)
+        violations = self._compiled.violations(body)
         if violations:
             raise RequestInvalid(violations)
 
@@ -134,6 +175,20 @@ def _missing_body(schema: dict) -> list[Violation]:
     return [Violation(name, "is required", missing=True) for name in required]
 
 
+_parameter_validators: dict[int, tuple[dict, Draft4Validator]] = {}
+
+
+def _parameter_validator(param: dict) -> Draft4Validator:
+    """The parameter's validator, made once per parameter of the spec (connexion: per request)."""
+    cached = _parameter_validators.get(id(param))
+    if cached is not None and cached[0] is param:
+        return cached[1]
+    validator = Draft4Validator(param.get("schema", param), format_checker=Draft4Validator.FORMAT_CHECKER)
+    if len(_parameter_validators) < BodySchema.CACHE_SIZE * 4:
+        _parameter_validators[id(param)] = (param, validator)  # the parameter is held: its id stays its own
+    return validator
+
+
 class ParametersValidator(ParameterValidator):
     """Query, path, header and cookie parameters, every violation reported."""
 
@@ -142,7 +197,7 @@ class ParametersValidator(ParameterValidator):
         if value is None:
             return f"Missing {parameter_type} parameter" if param.get("required") else None
         try:
-            Draft4Validator(param.get("schema", param), format_checker=Draft4Validator.FORMAT_CHECKER).validate(value)
+            _parameter_validator(param).validate(value)
         except ValidationError as exc:
             return exc.message
         return None

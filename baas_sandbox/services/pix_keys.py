@@ -38,6 +38,7 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
         check_key_belongs_to_owner(kind, key_value, account)
 
     now = sandbox.clock()
+    at = timestamp(now)  # one string for the three equal times (memory per stored key)
     request = PixKeyRequest(
         request_key=str(uuid.uuid4()),
         account=account,
@@ -46,9 +47,9 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
         key_value=key_value,
         status=RequestStatus.PENDING_VALIDATION if kind.needs_verification else RequestStatus.PENDING,
         key_status=KeyStatus.PENDING_CONFIRMATION,
-        created_at=timestamp(now),
-        updated_at=timestamp(now),
-        key_updated_at=timestamp(now),
+        created_at=at,
+        updated_at=at,
+        key_updated_at=at,
         code=_new_code(sandbox, kind, key_value, now) if kind.needs_verification else None,
         cid=cid,
     )

@@ -1,0 +1,6 @@
+-- GET /baas/pix/keys of the seed account.
+dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
+
+wrk.method = "GET"
+wrk.path = "/baas/pix/keys?account_key=6d30a0b1-cb90-4ceb-b1ea-5bd600cdf3c8"
+wrk.headers["Authorization"] = "Bearer org-a-token"
