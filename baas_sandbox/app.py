@@ -1,48 +1,34 @@
-"""The app factory: the request pipeline, explicit.
+"""The sandbox as an ASGI app: the express lane in front of the full pipeline.
 
-    remember the connection (faults) -> journal -> CORS -> tracking_id -> bind sandbox
-      -> errors in each API's format -> route (connexion) -> authenticate -> validate the request
-      -> validate the response (tests) -> Prefer: a documented example
-      -> scenarios: latency, an injected answer, a network fault -> the handler
+    the express lane (http/express.py): the product operations' everyday requests, in one step
+      -> everything else: the full pipeline (pipeline.py: connexion 3 and the sandbox's layers)
 
 Both specs are checked with openapi-spec-validator first, and the fixtures are loaded against
-the spec's own account schema, so a broken spec or fixture stops start-up with its reason.
+the spec's own account schema, so a broken spec or fixture stops start-up with its reason. The
+full pipeline is built in a background thread once the server has started (connexion takes most
+of a second to import and build): the lane answers meanwhile, and a request for the full
+pipeline waits for it. A start-up is thus ready to answer in well under half a second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
+import concurrent.futures
 import functools
+import logging
+import threading
 from dataclasses import dataclass
-
-from connexion import AsyncApp
-from connexion.exceptions import ProblemException
-from connexion.middleware import MiddlewarePosition
-from connexion.options import SwaggerUIOptions
-from connexion.resolver import Resolver
-from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
+from typing import Any
 
 import handlers
 from baas_sandbox.adapters.fixtures import load_fixtures
-from baas_sandbox.domain.errors import DomainError
-from baas_sandbox.http import compiled, errors
-from baas_sandbox.http.context import BindSandbox
-from baas_sandbox.http.faults import RememberConnection
-from baas_sandbox.http.journal import RecordRequests
-from baas_sandbox.http.prefer import PreferredResponse
-from baas_sandbox.http.scenarios import ApplyScenarios
-from baas_sandbox.http.slashes import NoTrailingSlash
-from baas_sandbox.http.tracking import HEADER as TRACKING_HEADER
-from baas_sandbox.http.tracking import TrackingId
-from baas_sandbox.http.violations import BodyValidator, ParametersValidator
+from baas_sandbox.http import express
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
 from baas_sandbox.services.sandbox import Sandbox, Settings
 from baas_sandbox.spec import (
+    ADMIN_BASE_PATH,
     ADMIN_SPEC,
     PRODUCT_SPEC,
     SPEC_DIR,
@@ -52,13 +38,7 @@ from baas_sandbox.spec import (
     to_json_schema,
 )
 
-ADMIN_BASE_PATH = "/__admin"
-
-VALIDATORS = {
-    "parameter": ParametersValidator,
-    "body": {"application/json": BodyValidator},
-}
-
+logger = logging.getLogger("baas_sandbox")
 
 @dataclass
 class Specs:
@@ -95,61 +75,109 @@ def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
     return Sandbox(settings, fixtures, scenarios)
 
 
-def create_app(settings: Settings | None = None) -> AsyncApp:
+class SandboxApp:
+    """The ASGI app: the express lane first, the full pipeline for everything else.
+
+    ``sandbox`` is the running sandbox (for the CLI and the tests), ``express_counts`` how many
+    requests the lane answered and handed over.
+    """
+
+    def __init__(self, settings: Settings, specs: Specs, sandbox: Sandbox) -> None:
+        self.settings, self.specs, self.sandbox = settings, specs, sandbox
+        self.express_counts = express.ExpressCounts()
+        self._pipeline: Any = None
+        self._building: concurrent.futures.Future | None = None
+        self._lock = threading.Lock()
+        self._entry: Any = self._full_pipeline
+        self.requests_seen = 0  # HTTP requests and WebSocket connections so far
+        if settings.express_lane:
+            operations = express.compile_operations(
+                specs.product, handlers.resolve,
+                {op.operation_id: op.secret_fields for op in specs.contract.operations.values()},
+                settings.validate_responses)
+            # starlette's CORS middleware adds "Vary: Origin" to every answer to a request without
+            # an Origin when the allowed origins are a pattern (they always are here).
+            self._entry = express.ExpressLane(self._full_pipeline, sandbox, operations, cors_vary=True,
+                                              counts=self.express_counts)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            self.requests_seen += 1
+            await self._entry(scope, receive, send)
+
+    def test_client(self, **kwargs):
+        """An in-process client (starlette's), as connexion's apps give."""
+        import warnings
+
+        with warnings.catch_warnings():  # starlette's advice to its own users, noise in a test report
+            warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
+            from starlette.testclient import TestClient
+
+        return TestClient(self, **kwargs)
+
+    # -- the full pipeline, built once, in the background --------------------------------------------
+
+    @property
+    def pipeline_built(self) -> bool:
+        return self._pipeline is not None
+
+    async def _full_pipeline(self, scope, receive, send) -> None:
+        pipeline = self._pipeline
+        if pipeline is None:
+            pipeline = await asyncio.wrap_future(self.start_building())
+        await pipeline(scope, receive, send)
+
+    def start_building(self) -> concurrent.futures.Future:
+        """Build the full pipeline in a thread, once; the future of the built app."""
+        with self._lock:
+            if self._building is None:
+                self._building = concurrent.futures.Future()
+                threading.Thread(target=self._build, args=(self._building,), name="baas-sandbox-pipeline",
+                                 daemon=True).start()
+            return self._building
+
+    def _build(self, future: concurrent.futures.Future) -> None:
+        try:
+            from baas_sandbox.pipeline import build_pipeline
+
+            self._pipeline = build_pipeline(self.settings, self.specs, self.sandbox)
+        except BaseException as exc:  # a bug: each request that needs the pipeline gets it raised
+            logger.error("the full request pipeline could not be built", exc_info=exc)
+            future.set_exception(exc)
+        else:
+            future.set_result(self._pipeline)
+
+    # -- lifespan ------------------------------------------------------------------------------------
+
+    async def _lifespan(self, receive, send) -> None:
+        """ASGI lifespan: scenario hot reload and the pipeline's build start with the server; the
+        scheduled decisions, webhook deliveries and the watcher stop with it."""
+        await receive()  # lifespan.startup
+        stop = asyncio.Event()
+        tasks = []
+        if self.settings.hot_reload:
+            tasks.append(asyncio.create_task(watch(self.sandbox.scenarios, stop)))
+        building = self.start_building()
+        if self.settings.collect_when_idle:
+            from baas_sandbox.gc_policy import collect_when_idle
+
+            tasks.append(asyncio.create_task(
+                collect_when_idle(lambda: self.requests_seen, asyncio.wrap_future(building), stop)))
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        stop.set()
+        self.sandbox.scheduler.cancel_all()
+        await self.sandbox.webhooks.aclose()
+        for task in tasks:
+            await asyncio.wait_for(task, timeout=5)
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_app(settings: Settings | None = None) -> SandboxApp:
     """A ready ASGI app; raises ``SpecError``, ``FixtureError``, ``ScenarioError`` or ``UnknownScenario``
     with the reason it cannot start."""
     settings = settings or Settings()
     specs = Specs.load()
-    sandbox = build_sandbox(settings, specs)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app):
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(watch(sandbox.scenarios, stop)) if settings.hot_reload else None
-        yield
-        stop.set()
-        sandbox.scheduler.cancel_all()
-        await sandbox.webhooks.aclose()
-        if watcher is not None:
-            await asyncio.wait_for(watcher, timeout=5)
-
-    # Outermost, before connexion's own middleware: remembers the connection for network faults.
-    # Then connexion's own, with what it rebuilt per request built once (performance: http/compiled.py).
-    middlewares = [RememberConnection, *compiled.MIDDLEWARES]
-    app = AsyncApp(__name__, specification_dir=SPEC_DIR, validator_map=VALIDATORS, lifespan=lifespan,
-                   middlewares=middlewares, security_map=compiled.SECURITY_MAP)
-    compiled.install_handler_cache(app._middleware_app)  # handlers decorated once, not per request
-    resolver = Resolver(function_resolver=handlers.resolve)
-    swagger = SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui")
-    # connexion gets the parsed documents (copies: it annotates them), not the files to parse again.
-    app.add_api(copy.deepcopy(specs.product_raw), resolver=resolver, validate_responses=settings.validate_responses,
-                swagger_ui_options=swagger)
-    app.add_api(copy.deepcopy(specs.admin_raw), base_path=ADMIN_BASE_PATH, resolver=resolver,
-                validate_responses=settings.validate_responses, swagger_ui_options=swagger)
-
-    # Outermost first: each insertion before the exception middleware lands inside the previous.
-    app.add_middleware(RecordRequests, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       journal=sandbox.journal, contract=specs.contract)
-    app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       allow_origin_regex=settings.cors_origin_regex, allow_methods=["*"],
-                       allow_headers=["*"], expose_headers=[TRACKING_HEADER])
-    app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_EXCEPTION)
-    app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
-    app.add_middleware(NoTrailingSlash, position=MiddlewarePosition.BEFORE_EXCEPTION)
-    if settings.validate_responses:
-        # Only response validation needs the header before the outer TrackingId adds it (performance:
-        # without it, this second mount would only set the same header again).
-        app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_CONTEXT)
-    app.add_middleware(PreferredResponse, position=MiddlewarePosition.BEFORE_CONTEXT,
-                       contract=specs.contract, seed=settings.seed)
-    app.add_middleware(ApplyScenarios, position=MiddlewarePosition.BEFORE_CONTEXT,
-                       library=sandbox.scenarios, contract=specs.contract)
-
-    app.add_error_handler(DomainError, errors.on_domain_error)
-    app.add_error_handler(ProblemException, errors.on_problem)
-    routes = errors.RouteTable([("", specs.product), (ADMIN_BASE_PATH, specs.admin)])
-    app.add_error_handler(HTTPException, routes.on_http_exception)
-    app.add_error_handler(Exception, errors.on_crash)
-
-    app.sandbox = sandbox  # type: ignore[attr-defined]  # for the CLI and the tests
-    return app
+    return SandboxApp(settings, specs, build_sandbox(settings, specs))

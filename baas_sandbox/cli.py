@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         webhook_attempts=args.webhook_attempts,
         webhook_backoff=args.webhook_backoff,
         webhook_timeout=args.webhook_timeout,
+        collect_when_idle=True,  # this process serves one sandbox: its garbage collection is ours to set
         webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
                                     if h.strip()),
     )
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     # Open event streams never end by themselves: bound the wait for them when stopping.
     from baas_sandbox.server import uvicorn_options
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+    # The access log is written at INFO: above that level uvicorn would format each line for nothing.
+    access_log = args.log_level in ("trace", "debug", "info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=access_log,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, **uvicorn_options())
     return 0
 

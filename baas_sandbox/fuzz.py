@@ -24,18 +24,21 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from baas_sandbox.defaults import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+# The modules a run needs are imported where used: the CLI imports this module for its options,
+# and `baas-sandbox serve` is on the clock (start-up time).
 
 SPEC_DIR = PROJECT_ROOT / "spec"
 CONFIG_FILE = PROJECT_ROOT / "schemathesis.toml"
@@ -140,6 +143,9 @@ def schemathesis_cli() -> list[str]:
 
 def run_all(command: list[str], base_url: str, args: argparse.Namespace) -> list[int]:
     """Every target in turn, each with its own JUnit file, merged into ``--report`` at the end."""
+    import subprocess
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="baas-sandbox-fuzz-") as workdir:
         statuses, reports = [], []
         for target in TARGETS:
@@ -175,6 +181,8 @@ def run_command(command: list[str], target: Target, base_url: str, args: argpars
 
 def merge_junit(reports: Sequence[tuple[Target, Path]], destination: Path) -> None:
     """One JUnit file for CI: each run's suite, named after its spec; a run without a report is an error."""
+    import xml.etree.ElementTree as ET
+
     merged = ET.Element("testsuites")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     elapsed = 0.0
@@ -197,6 +205,8 @@ def merge_junit(reports: Sequence[tuple[Target, Path]], destination: Path) -> No
 
 def junit_suites(target: Target, path: Path) -> list[ET.Element]:
     """The suites schemathesis wrote, or one suite with an error when it wrote none (it crashed)."""
+    import xml.etree.ElementTree as ET
+
     try:
         return list(ET.parse(path).getroot().iter("testsuite"))
     except (OSError, ET.ParseError) as exc:
@@ -239,6 +249,9 @@ def sandbox_at(url: str | None, *, seed: int) -> Iterator[Sandbox]:
 @contextlib.contextmanager
 def started_sandbox(seed: int) -> Iterator[Sandbox]:
     """``baas-sandbox serve`` on a free loopback port, as CI and a user would start it."""
+    import subprocess
+    import tempfile
+
     port = free_port()
     command = [sys.executable, "-m", "baas_sandbox", "serve", "--port", str(port), "--seed", str(seed),
                "--no-reload", "--log-level", "warning"]
@@ -283,6 +296,9 @@ def free_port() -> int:
 
 def wait_until_up(base_url: str, *, timeout: float, alive: Callable[[], bool]) -> None:
     """Poll the admin API until it answers; give up when the server died or ``timeout`` passed."""
+    import urllib.error
+    import urllib.request
+
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -298,6 +314,8 @@ def wait_until_up(base_url: str, *, timeout: float, alive: Callable[[], bool]) -
 
 def stop(process: subprocess.Popen) -> None:
     """SIGTERM (uvicorn shuts down cleanly), then SIGKILL if it hangs."""
+    import subprocess
+
     if process.poll() is None:
         process.terminate()
         try:
@@ -326,6 +344,9 @@ def post(base_url: str, path: str) -> None:
 
 
 def request(base_url: str, method: str, path: str, body: dict | None) -> None:
+    import urllib.error
+    import urllib.request
+
     data = None if body is None else json.dumps(body).encode()
     headers = {} if body is None else {"Content-Type": "application/json"}
     req = urllib.request.Request(base_url + path, data=data, method=method, headers=headers)

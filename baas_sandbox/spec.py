@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from openapi_spec_validator import validate
-from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from baas_sandbox.defaults import PROJECT_ROOT
 
 SPEC_DIR = PROJECT_ROOT / "spec"
 PRODUCT_SPEC = "openapi.yaml"
 ADMIN_SPEC = "admin.yaml"
+#: Where the admin API is served.
+ADMIN_BASE_PATH = "/__admin"
 
 
 # libyaml's loader when PyYAML was built with it: the specs are parsed at every start.
@@ -44,15 +47,60 @@ def load_checked(path: Path) -> dict:
 def _load_checked(path: Path, _mtime_ns: int, _size: int) -> dict:
     """Cached per file version: a process that builds several apps (the tests) checks once."""
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YamlLoader)
+        text = path.read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=YamlLoader)
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: cannot be read: {exc}") from None
-    try:
-        validate(document)
-    except OpenAPIValidationError as exc:
-        location = "/".join(str(part) for part in exc.absolute_path) or "(root)"
-        raise SpecError(f"{path}: invalid OpenAPI document at {location}: {exc.message}") from None
+    checked = _CheckedSpecs(SPEC_CACHE_DIR)
+    if not checked.known(text):
+        # Imported here: openapi-spec-validator takes ~0.4 s to import, most of a start-up.
+        from openapi_spec_validator import validate
+        from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+        try:
+            validate(document)
+        except OpenAPIValidationError as exc:
+            location = "/".join(str(part) for part in exc.absolute_path) or "(root)"
+            raise SpecError(f"{path}: invalid OpenAPI document at {location}: {exc.message}") from None
+        checked.remember(text)
     return document
+
+
+#: Where the fingerprints of the documents openapi-spec-validator found valid are kept.
+SPEC_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "baas-sandbox" / "valid-specs"
+
+
+class _CheckedSpecs:
+    """The documents already found valid, by fingerprint: the same document checked by the same
+    validator version gets the same verdict, so a start-up needs the validator (its import and its
+    run: ~0.5 s, most of a start-up) only after a spec changes. An invalid document is never
+    remembered; a cache that cannot be read or written only means the check runs again."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def known(self, text: str) -> bool:
+        return (self.directory / self._fingerprint(text)).exists()
+
+    def remember(self, text: str) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / self._fingerprint(text)).touch()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _fingerprint(text: str) -> str:
+        """The document's text (a document is what its text says) and the installed validator: its
+        package file and when it was written, which an upgrade changes (importlib.metadata's
+        version() would take ~40 ms to find, a tenth of a start-up)."""
+        spec = importlib.util.find_spec("openapi_spec_validator")
+        origin = spec.origin if spec is not None and spec.origin else "?"
+        try:
+            written = os.stat(origin).st_mtime_ns
+        except OSError:
+            written = 0
+        return hashlib.sha256(f"{origin} {written}\n{text}".encode()).hexdigest()
 
 
 def resolve_refs(document: dict) -> dict:

@@ -24,7 +24,6 @@ def main(argv: list[str]) -> int:
 
     if ours.keys:
         import baas_sandbox.app as app_module
-
         from bench.filled import fill
 
         create_app = app_module.create_app

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import servers
-from bench.machine import Others, wait_until_quiet
 from bench.data import KEYS_PER_LEGAL_ACCOUNT, AccountMaker
 from bench.load import Result, wrk
+from bench.machine import Others, wait_until_quiet
 
 COMMAND = ".venv/bin/python -m bench"
 
@@ -163,9 +163,8 @@ def report(args, info: dict, started: dt.datetime, elapsed: float, startup: dict
         "",
         f"- Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} memory, Linux {info['kernel']}",
         f"- Python {info['python']} (sandbox), Node {info['node']} (Prism {info['prism']}), {info['wrk']}",
-        "- Sandbox: `.venv/bin/baas-sandbox serve --port P --log-level warning` (request validation on; response "
-        "validation as the server runs by default). Prism: `prism mock -h 127.0.0.1 -p P -v warn "
-        "spec/openapi.yaml`.",
+        f"- Sandbox: `.venv/bin/baas-sandbox serve --port P {' '.join(servers.SERVE_OPTIONS)}` (request and "
+        "response validation on). Prism: `prism mock -h 127.0.0.1 -p P -v warn spec/openapi.yaml`.",
         f"- Load: wrk, 1 thread, closed loop (each connection sends its next request when the last is "
         f"answered), {args.warmup:g} s warm-up then {args.duration:g} s per cell. Latencies are wrk's, from "
         "sending a request to its answer.",
@@ -300,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     servers.SERVER_OPTIONS = args.server_options
 
     servers.ensure_wrk()
+    servers.byte_compile()
     if not args.skip_prism:
         servers.ensure_prism()
     info = servers.versions()

@@ -11,7 +11,12 @@ from collections import Counter
 import httpx
 
 from baas_sandbox.domain import errors
-from baas_sandbox.domain.model import KeyStatus, PixKeyRequest, PixKeyType, RequestStatus
+from baas_sandbox.domain.model import (
+    KeyStatus,
+    PixKeyRequest,
+    PixKeyType,
+    RequestStatus,
+)
 from tests.conftest import live_server
 from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, SEED_CNPJ
 

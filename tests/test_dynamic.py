@@ -15,7 +15,13 @@ import pytest
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from baas_sandbox.http.dynamic import BodyGenerator
-from baas_sandbox.spec import ADMIN_SPEC, PRODUCT_SPEC, SPEC_DIR, load_checked, resolve_refs
+from baas_sandbox.spec import (
+    ADMIN_SPEC,
+    PRODUCT_SPEC,
+    SPEC_DIR,
+    load_checked,
+    resolve_refs,
+)
 
 SPECS = {name: resolve_refs(load_checked(SPEC_DIR / name)) for name in (PRODUCT_SPEC, ADMIN_SPEC)}
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}

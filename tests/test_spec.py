@@ -8,7 +8,13 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from baas_sandbox.spec import ADMIN_SPEC, PRODUCT_SPEC, SPEC_DIR, load_checked, resolve_refs
+from baas_sandbox.spec import (
+    ADMIN_SPEC,
+    PRODUCT_SPEC,
+    SPEC_DIR,
+    load_checked,
+    resolve_refs,
+)
 
 SPECS = {name: load_checked(SPEC_DIR / name) for name in (PRODUCT_SPEC, ADMIN_SPEC)}
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}

@@ -156,3 +156,55 @@ def test_the_cli_reports_an_invalid_spec(broken_spec_dir, capsys):
 
     assert main(["serve"]) == 2
     assert "invalid OpenAPI document" in capsys.readouterr().err
+
+
+# -- the specs are checked once per version ------------------------------------------------------------
+
+
+@pytest.fixture
+def spec_cache(tmp_path, monkeypatch) -> Path:
+    from baas_sandbox import spec as spec_module
+
+    directory = tmp_path / "cache"
+    monkeypatch.setattr(spec_module, "SPEC_CACHE_DIR", directory)
+    return directory
+
+
+def _copy_of_product_spec(tmp_path: Path, name: str, extra: str = "") -> Path:
+    path = tmp_path / name
+    path.write_text((SPEC_DIR / "openapi.yaml").read_text() + extra)
+    return path
+
+
+def test_a_spec_found_valid_is_not_checked_again_until_it_changes(tmp_path, spec_cache, monkeypatch):
+    import openapi_spec_validator
+
+    from baas_sandbox.spec import load_checked
+
+    checked = []
+    real_validate = openapi_spec_validator.validate
+    monkeypatch.setattr(openapi_spec_validator, "validate", lambda document: checked.append(1) or real_validate(document))
+    load_checked(_copy_of_product_spec(tmp_path, "a.yaml"))
+    assert len(checked) == 1 and len(list(spec_cache.iterdir())) == 1
+    load_checked(_copy_of_product_spec(tmp_path, "b.yaml"))  # the same document, another file
+    assert len(checked) == 1
+    load_checked(_copy_of_product_spec(tmp_path, "c.yaml", "\n# edited\n"))  # another text: checked
+    assert len(checked) == 2 and len(list(spec_cache.iterdir())) == 2
+
+
+def test_an_invalid_spec_is_never_remembered(tmp_path, spec_cache):
+    from baas_sandbox.spec import load_checked
+
+    for name in ("bad1.yaml", "bad2.yaml"):
+        with pytest.raises(SpecError, match="invalid OpenAPI document"):
+            load_checked(_copy_of_product_spec(tmp_path, name, "\nbogus_root_field: 1\n"))
+    assert not spec_cache.exists() or not list(spec_cache.iterdir())
+
+
+def test_a_cache_that_cannot_be_written_only_means_checking_again(tmp_path, monkeypatch):
+    from baas_sandbox import spec as spec_module
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(spec_module, "SPEC_CACHE_DIR", blocker / "cache")
+    assert spec_module.load_checked(_copy_of_product_spec(tmp_path, "d.yaml"))["openapi"].startswith("3.")

@@ -22,11 +22,13 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from baas_sandbox.clock import utcnow
 from baas_sandbox.domain.model import timestamp
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("baas_sandbox.webhooks")
 
@@ -94,6 +96,8 @@ def subscription_problem(url: str, events: list[str], known_events: frozenset[st
     unknown = [name for name in events if name not in known_events]
     if unknown:
         return "events", (f"unknown {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known_events))})")
+    import httpx  # here: webhooks are rarely used, and httpx is slow to import (start-up time)
+
     try:
         host = (httpx.URL(url).host or "").lower()
     except (httpx.InvalidURL, ValueError) as exc:
@@ -216,6 +220,8 @@ class WebhookDispatcher:
             "X-Sandbox-Timestamp": sent_at,
             "X-Sandbox-Signature": sign(delivery.secret, sent_at, payload),
         }
+        import httpx
+
         started, at = time.perf_counter(), timestamp(utcnow())
         status, error = None, None
         try:
@@ -232,5 +238,7 @@ class WebhookDispatcher:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            import httpx
+
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         return self._client

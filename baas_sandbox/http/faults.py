@@ -67,7 +67,7 @@ async def send_damaged(scope: Scope, fault: Fault, status: int, headers: list[tu
     """``truncate``: the head announces the whole body, a part is sent, then the connection closes.
     ``drip``: the whole body, in ``chunks`` pieces spread over ``duration_ms``, then a close."""
     cycle = _connection(scope, fault.kind)
-    transport = cycle.transport
+    transport = getattr(cycle.transport, "wrapped", cycle.transport)  # the socket's own: writes leave as made
     kept = [(name, value) for name, value in headers if name.lower() not in (b"content-length", b"connection")]
     tracking_id = scope.get("state", {}).get("tracking_id")
     if tracking_id and not any(name.lower() == b"tracking_id" for name, _ in kept):

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.domain.model import timestamp
-from baas_sandbox.http.scenarios import APPLIED, ROUTING_CONTEXT
+from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
 from baas_sandbox.spec import Contract
 
 PRODUCT_PREFIXES = ("/banking-auth", "/baas")
@@ -72,10 +72,14 @@ class _Unread:
     __slots__ = ("id", "wall", "method", "path", "query", "operation_id", "status", "latency_ms",
                  "tracking_id", "scenario", "request_body", "request_body_raw", "response_body", "read")
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, wall: float, method: str, path: str, query: bytes, operation_id: str | None,
+                 status: int | None, latency_ms: float, tracking_id: str | None, scenario: dict | None,
+                 request_body: Any, request_body_raw: bool, response_body: bytes) -> None:
+        self.wall, self.method, self.path, self.query = wall, method, path, query  # wall: time.time()
+        self.operation_id, self.status, self.latency_ms = operation_id, status, latency_ms
+        self.tracking_id, self.scenario = tracking_id, scenario
+        self.request_body, self.request_body_raw, self.response_body = request_body, request_body_raw, response_body
         self.read: dict | None = None
-        for name, value in fields.items():
-            setattr(self, name, value)
 
     def __getitem__(self, name: str) -> Any:  # the fields the journal filters on
         return getattr(self, name)
@@ -83,7 +87,7 @@ class _Unread:
     def as_dict(self) -> dict:
         return {
             "id": self.id,
-            "time": timestamp(self.wall),
+            "time": timestamp(dt.datetime.fromtimestamp(self.wall, dt.timezone.utc)),
             "method": self.method,
             "path": self.path,
             "query": self.query.decode("latin-1"),
@@ -111,7 +115,7 @@ class RecordRequests:
         # through dicts that exist before the copy is made.
         scope.setdefault("extensions", {})
         scope.setdefault("state", {})
-        started, wall = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
+        started, wall = time.perf_counter(), time.time()
         request_body, response_body = bytearray(), bytearray()
         status: int | None = None
 
@@ -136,20 +140,18 @@ class RecordRequests:
             operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
             operation = self.contract.operation(operation_id) if operation_id else None
             secrets = operation.secret_fields if operation else frozenset()
-            self.journal.add(_Unread(
-                wall=wall,
-                method=scope["method"],
-                path=scope["path"],
-                query=scope.get("query_string", b""),
-                operation_id=operation_id,
-                status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                tracking_id=state.get("tracking_id"),
-                scenario=state.get(APPLIED),
-                request_body=_masked(secrets, request_body) if secrets else request_body,
-                request_body_raw=not secrets,
-                response_body=response_body,
-            ))
+            self.journal.add(recorded(scope, operation_id, secrets, status, started, wall,
+                                      state.get("tracking_id"), state.get(APPLIED), request_body, response_body))
+
+
+def recorded(scope: Scope, operation_id: str | None, secrets: frozenset[str], status: int | None,
+             started: float, wall: float, tracking_id: str | None, scenario: dict | None,
+             request_body: bytes, response_body: bytes) -> _Unread:
+    """The journal entry of a request answered now (``started``: its ``time.perf_counter()``,
+    ``wall``: its ``time.time()``)."""
+    return _Unread(wall, scope["method"], scope["path"], scope.get("query_string", b""), operation_id, status,
+                   round((time.perf_counter() - started) * 1000, 3), tracking_id, scenario,
+                   _masked(secrets, request_body) if secrets else request_body, not secrets, response_body)
 
 
 def _masked(secrets: frozenset[str], raw: bytes) -> Any:

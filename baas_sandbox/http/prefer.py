@@ -16,8 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baas_sandbox.http.dynamic import BodyGenerator
-from baas_sandbox.http.errors import Api, sandbox_problem
-from baas_sandbox.http.violations import Violation
+from baas_sandbox.http.problems import Api, Violation, sandbox_problem
 from baas_sandbox.spec import Contract
 
 ROUTING_CONTEXT = "connexion_routing"

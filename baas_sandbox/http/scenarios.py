@@ -16,15 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import faults
-from baas_sandbox.http.errors import Api, domain_error, sandbox_problem
-from baas_sandbox.http.violations import Violation
+from baas_sandbox.http.problems import Api, Violation, domain_error, sandbox_problem
+from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.model import RequestView, Rule
 from baas_sandbox.spec import Contract
 
 HEADER = "x-sandbox-scenario"
-APPLIED = "baas_sandbox.scenario"  # scope state: which rule shaped the answer (for the journal)
-ROUTING_CONTEXT = "connexion_routing"
 
 
 class ApplyScenarios:

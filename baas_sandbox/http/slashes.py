@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from baas_sandbox.http.errors import Api, sandbox_problem
+from baas_sandbox.http.problems import Api, sandbox_problem
 
 SWAGGER_UI_SUFFIX = "/ui/"
 

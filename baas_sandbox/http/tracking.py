@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from contextvars import ContextVar
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from baas_sandbox.ids import new_id
 
 HEADER = "tracking_id"
 PRODUCT_PREFIXES = ("/banking-auth", "/baas")
@@ -31,7 +32,7 @@ class TrackingId:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        tracking_id = state.get("tracking_id") or Headers(scope=scope).get(HEADER) or str(uuid.uuid4())
+        tracking_id = state.get("tracking_id") or Headers(scope=scope).get(HEADER) or new_id()
         state["tracking_id"] = tracking_id
         _current.set(tracking_id)
 

@@ -9,7 +9,6 @@ violations; the error layer renders them per API.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from connexion.exceptions import BadRequestProblem
@@ -17,15 +16,7 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 
-
-@dataclass(frozen=True)
-class Violation:
-    field: str  # "key", "provider_data.client_id", "header account_token", "(body)"
-    message: str
-    missing: bool = False  # a required field or parameter is absent
-
-    def as_dict(self) -> dict:
-        return {"field": self.field, "message": self.message}
+from baas_sandbox.http.problems import Violation
 
 
 class RequestInvalid(BadRequestProblem):

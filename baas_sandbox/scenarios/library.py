@@ -100,6 +100,12 @@ class ScenarioLibrary:
         with self._lock:
             return [name for name in self._active if name in self._scenarios]
 
+    @property
+    def may_apply(self) -> bool:
+        """Whether any scenario is switched on: a cheap check, without the lock, for every request (a
+        name whose file was removed since still counts: the answer errs on the side of "yes")."""
+        return bool(self._active)
+
     def activate(self, names: Iterable[str]) -> None:
         names = list(dict.fromkeys(names))
         with self._lock:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from watchfiles import awatch
-
 from baas_sandbox.scenarios.library import ScenarioLibrary
 
 logger = logging.getLogger("baas_sandbox.scenarios")
@@ -18,6 +16,8 @@ async def watch(library: ScenarioLibrary, stop: asyncio.Event) -> None:
     watchfiles yields once a burst of changes has been quiet for 50 ms (an editor's save is
     several events), well within the 2 seconds promised.
     """
+    from watchfiles import awatch  # here: not on the way to the server's first answer
+
     directory = library.directory
     if not directory.is_dir():
         logger.info("no scenario folder at %s: hot reload is off", directory)

@@ -9,7 +9,13 @@ from collections.abc import Callable
 from baas_sandbox.adapters.fixtures import InvalidAccountField
 from baas_sandbox.clock import utcnow
 from baas_sandbox.domain.documents import is_valid_cnpj, is_valid_cpf
-from baas_sandbox.domain.model import Account, AccountStatus, PersonType, Tenant, timestamp
+from baas_sandbox.domain.model import (
+    Account,
+    AccountStatus,
+    PersonType,
+    Tenant,
+    timestamp,
+)
 
 
 def build_account(fields: dict, tenant: Callable[[str], Tenant | None]) -> Account:

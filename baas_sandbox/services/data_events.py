@@ -9,12 +9,12 @@ provider key, not the verification code).
 from __future__ import annotations
 
 import json
-import uuid
 from functools import cache
 from pathlib import Path
 
 from baas_sandbox.domain import events
 from baas_sandbox.domain.model import timestamp
+from baas_sandbox.ids import new_id
 from baas_sandbox.spec import SPEC_DIR
 
 EVENTS_DIR = SPEC_DIR / "events"
@@ -43,7 +43,7 @@ def data_event(event: events.Event, now) -> dict | None:
         return None
     event_type, data = translated
     return {
-        "event_id": str(uuid.uuid4()),
+        "event_id": new_id(),
         "domain": EVENT_TYPES[event_type],
         "event_type": event_type,
         "schema_version": SCHEMA_VERSION,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import uuid
 
 from baas_sandbox.domain import errors, events
 from baas_sandbox.domain.documents import check_pix_key
@@ -20,6 +19,7 @@ from baas_sandbox.domain.model import (
     dict_decision,
     timestamp,
 )
+from baas_sandbox.ids import new_id
 from baas_sandbox.services.sandbox import Sandbox
 
 
@@ -40,7 +40,7 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
     now = sandbox.clock()
     at = timestamp(now)  # one string for the three equal times (memory per stored key)
     request = PixKeyRequest(
-        request_key=str(uuid.uuid4()),
+        request_key=new_id(),
         account=account,
         requester_key=tenant.requester_key,
         key_type=kind,
@@ -131,7 +131,7 @@ def decide(sandbox: Sandbox, request_key: str) -> None:
             return None
         reason = dict_decision(request.account)
         if reason is None:
-            request.approve(request.key_value or str(uuid.uuid4()), now)
+            request.approve(request.key_value or new_id(), now)
         else:
             request.reject(reason, now)
         return request

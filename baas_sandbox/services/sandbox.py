@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +12,17 @@ from baas_sandbox.adapters.broadcast import Broadcaster
 from baas_sandbox.adapters.fixtures import Fixtures
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
-from baas_sandbox.adapters.webhooks import DeliveryPolicy, WebhookDispatcher, subscription_problem
+from baas_sandbox.adapters.webhooks import (
+    DeliveryPolicy,
+    WebhookDispatcher,
+    subscription_problem,
+)
 from baas_sandbox.clock import utcnow
 from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
 from baas_sandbox.domain import events
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal
+from baas_sandbox.ids import new_id
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.services.data_events import SUBSCRIBABLE, data_event
 from baas_sandbox.services.scheduler import Scheduler
@@ -35,6 +39,12 @@ class Settings:
     code_ttl: float = 600.0
     #: Validate responses against the spec (on in tests; a violation answers 500).
     validate_responses: bool = False
+    #: Answer the product operations' everyday requests in one step (http/express.py); off, every
+    #: request takes the full pipeline (the same answers, slower: for comparison and diagnosis).
+    express_lane: bool = True
+    #: The process's full garbage collections only when the server is idle (``baas_sandbox.gc_policy``);
+    #: a process-wide setting, for the process that serves one sandbox (``baas-sandbox serve``).
+    collect_when_idle: bool = False
     #: Regular expression of the browser origins allowed by CORS.
     cors_origin_regex: str = LOCAL_ORIGINS
     #: Scenarios active from the start, in order.
@@ -122,7 +132,7 @@ class Sandbox:
     def _record_outbox(self, event: events.Event) -> None:
         assert isinstance(event, events.VerificationCodeSent)
         self.record("outbox", {
-            "message_id": str(uuid.uuid4()),
+            "message_id": new_id(),
             "pix_key_request_key": event.pix_key_request_key,
             "channel": event.channel,
             "destination": event.destination,

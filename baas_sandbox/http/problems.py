@@ -1,0 +1,136 @@
+"""The error bodies of each API, as data: what the pipeline answers when it, not a handler, decides.
+
+``/banking-auth`` answers ``{code, message[, details]}``; ``/baas`` answers
+``{title, description, translation, code[, extra_fields]}``; ``/__admin`` answers
+``{code, message[, details]}``. Business errors (``DomainError``) carry their own code; what
+happens before a handler runs (validation, authentication, routing) gets the sandbox's ``SBX``
+codes, or the platform's EBAA0004/EBAA0005 where the banking authentication API has them.
+
+No web framework here: the express lane and connexion's error handlers (``http/errors.py``) both
+render these.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+
+from baas_sandbox.domain.errors import (
+    BaasError,
+    BankingAuthError,
+    DomainError,
+    InvalidPixKey,
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One way a request breaks the spec."""
+
+    field: str  # "key", "provider_data.client_id", "header account_token", "(body)"
+    message: str
+    missing: bool = False  # a required field or parameter is absent
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "message": self.message}
+
+
+class Api(Enum):
+    BANKING_AUTH = "/banking-auth"
+    BAAS = "/baas"
+    ADMIN = "/__admin"
+
+    @classmethod
+    def of(cls, path: str) -> "Api":
+        for api in (cls.BANKING_AUTH, cls.BAAS):
+            if path == api.value or path.startswith(api.value + "/"):
+                return api
+        return cls.ADMIN
+
+
+# Sandbox problems: status -> (code, title, English text, Portuguese text)
+_SANDBOX_PROBLEMS = {
+    400: ("SBX000400", "Bad Request", "Invalid request", "Requisição inválida"),
+    401: ("SBX000401", "Unauthorized", "Unauthorized", "Não autorizado"),
+    403: ("SBX000403", "Forbidden", "Forbidden", "Proibido"),
+    404: ("SBX000404", "Not Found", "Not Found", "Não encontrado"),
+    405: ("SBX000405", "Method Not Allowed", "Method Not Allowed", "Método não permitido"),
+    415: ("SBX000415", "Unsupported Media Type", "Unsupported Media Type", "Tipo de mídia não suportado"),
+    500: ("SBX000500", "Internal Server Error", "Internal sandbox error", "Erro interno do sandbox"),
+}
+
+_PORTUGUESE_DETAILS = {
+    "No authorization token provided": "Nenhum token de autorização foi fornecido",
+    "Invalid authorization header": "Cabeçalho de autorização inválido",
+    "Provided token is not valid": "O token fornecido não é válido",
+}
+
+
+@dataclass
+class Answer:
+    """A JSON answer of the pipeline's own (an error): its status and body text."""
+
+    status_code: int
+    body: str
+
+
+def json_answer(status: int, body: dict) -> Answer:
+    return Answer(status, json.dumps(body, ensure_ascii=False))
+
+
+def sandbox_problem(api: Api, status: int, details: str, violations: list[Violation] = ()) -> Answer:
+    code, title, text, text_pt = _SANDBOX_PROBLEMS.get(status, _SANDBOX_PROBLEMS[500])
+    if api is Api.BAAS:
+        body = {
+            "title": title,
+            "description": f"{text}: {details}" if details else text,
+            "translation": f"{text_pt}: {_PORTUGUESE_DETAILS.get(details, details)}" if details else text_pt,
+            "code": code,
+        }
+        if violations:
+            body["extra_fields"] = {"violations": [v.as_dict() for v in violations]}
+        return json_answer(status, body)
+    body = {"code": code, "message": title}
+    if details:
+        body["details"] = details
+    return json_answer(status, body)
+
+
+def invalid_request(api: Api, violations: list[Violation]) -> Answer:
+    details = "; ".join(f"{v.field}: {v.message}" for v in violations)
+    if api is Api.BANKING_AUTH:
+        missing = [v.field.removeprefix("header ") for v in violations if v.missing]
+        if missing:
+            body = {"code": "EBAA0005", "message": f"Invalid payload. Required fields: [{', '.join(missing)}]"}
+            others = [v for v in violations if not v.missing]
+            if others:
+                body["details"] = "; ".join(f"{v.field}: {v.message}" for v in others)
+            return json_answer(400, body)
+        return json_answer(400, {"code": "EBAA0004", "message": "Invalid payload", "details": details})
+    return sandbox_problem(api, 400, details, violations)
+
+
+def domain_error(api: Api, error: DomainError) -> Answer:
+    if isinstance(error, BaasError):
+        if error.two_factor_shape:
+            body: dict = {
+                "title": error.title,
+                "description": {"description": error.render_description(),
+                                "translation": error.render_translation()},
+                "translation": {},
+                "extra_fields": {},
+                "code": error.code,
+            }
+        else:
+            body = {
+                "title": error.title,
+                "description": error.render_description(),
+                "translation": error.render_translation(),
+                "code": error.code,
+            }
+            if isinstance(error, InvalidPixKey):
+                body["extra_fields"] = {"violations": error.violations}
+        return json_answer(error.status, body)
+    assert isinstance(error, BankingAuthError)
+    return json_answer(error.status, {"code": error.code, "message": error.render_message()})
