@@ -40,6 +40,9 @@ from baas_sandbox.spec import (
 
 logger = logging.getLogger("baas_sandbox")
 
+#: Seconds from the server's start to the full pipeline's build (see SandboxApp._lifespan).
+BUILD_DELAY = 0.2
+
 @dataclass
 class Specs:
     """Both documents, checked; ``*_raw`` as written (for connexion), the others with refs inlined."""
@@ -138,6 +141,11 @@ class SandboxApp:
                                  daemon=True).start()
             return self._building
 
+    async def _built(self) -> None:
+        """Once the full pipeline is built (the build started as the lifespan does)."""
+        await asyncio.sleep(BUILD_DELAY)
+        await asyncio.wrap_future(self.start_building())
+
     def _build(self, future: concurrent.futures.Future) -> None:
         try:
             from baas_sandbox.pipeline import build_pipeline
@@ -159,14 +167,17 @@ class SandboxApp:
         tasks = []
         if self.settings.hot_reload:
             tasks.append(asyncio.create_task(watch(self.sandbox.scenarios, stop)))
-        building = self.start_building()
+        # The build takes most of a second of CPU in a thread that shares the interpreter's lock with
+        # the server: it starts a moment after the server does, so the first answers do not wait
+        # for it (a request that needs the full pipeline sooner starts it at once).
+        starting = asyncio.get_running_loop().call_later(BUILD_DELAY, self.start_building)
         if self.settings.collect_when_idle:
             from baas_sandbox.gc_policy import collect_when_idle
 
-            tasks.append(asyncio.create_task(
-                collect_when_idle(lambda: self.requests_seen, asyncio.wrap_future(building), stop)))
+            tasks.append(asyncio.create_task(collect_when_idle(lambda: self.requests_seen, self._built(), stop)))
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
+        starting.cancel()
         stop.set()
         self.sandbox.scheduler.cancel_all()
         await self.sandbox.webhooks.aclose()

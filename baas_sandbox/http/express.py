@@ -37,10 +37,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jsonschema_rs
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import context, tracking
+from baas_sandbox.http.bodies import replaying
 from baas_sandbox.http.journal import recorded
 from baas_sandbox.http.problems import Api, domain_error, sandbox_problem
 from baas_sandbox.ids import new_id
@@ -197,7 +198,7 @@ class ExpressLane:
             await self._answer(operation, scope, headers, path_params, body or b"", send)
         except _HandOver:
             self.counts.handed_over += 1
-            await self.app(scope, _replay(body, receive) if body is not None else receive, send)
+            await self.app(scope, replaying(body, receive) if body is not None else receive, send)
 
     async def _answer(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
                       path_params: dict[str, str], raw_body: bytes, send: Send) -> None:
@@ -229,7 +230,7 @@ class ExpressLane:
         await send({"type": "http.response.body", "body": payload})
         self.sandbox.journal.add(recorded(
             scope, operation.operation_id, operation.secret_fields, status, started, wall, tracking_id,
-            None, raw_body, payload))
+            None, raw_body, payload, parsed_body=None if parsed is _NO_BODY else parsed))
 
     def _arguments(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
                    path_params: dict[str, str]) -> dict[str, Any]:
@@ -310,20 +311,6 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """``receive`` again from the start: the body the lane read, then whatever comes next."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 _NO_BODY = object()

@@ -146,12 +146,19 @@ class RecordRequests:
 
 def recorded(scope: Scope, operation_id: str | None, secrets: frozenset[str], status: int | None,
              started: float, wall: float, tracking_id: str | None, scenario: dict | None,
-             request_body: bytes, response_body: bytes) -> _Unread:
+             request_body: bytes, response_body: bytes, parsed_body: Any = None) -> _Unread:
     """The journal entry of a request answered now (``started``: its ``time.perf_counter()``,
-    ``wall``: its ``time.time()``)."""
+    ``wall``: its ``time.time()``). ``parsed_body``: the request body already parsed (not
+    changed here: the masked entry copies what it masks), or None to parse ``request_body``."""
+    if not secrets:
+        kept = request_body
+    elif parsed_body is not None:
+        kept = _masked_copy(secrets, parsed_body)
+    else:
+        kept = _masked(secrets, request_body)
     return _Unread(wall, scope["method"], scope["path"], scope.get("query_string", b""), operation_id, status,
-                   round((time.perf_counter() - started) * 1000, 3), tracking_id, scenario,
-                   _masked(secrets, request_body) if secrets else request_body, not secrets, response_body)
+                   round((time.perf_counter() - started) * 1000, 3), tracking_id, scenario, kept, not secrets,
+                   response_body)
 
 
 def _masked(secrets: frozenset[str], raw: bytes) -> Any:
@@ -161,6 +168,21 @@ def _masked(secrets: frozenset[str], raw: bytes) -> Any:
     for field in secrets:
         _mask(body, field.split("."))
     return body
+
+
+def _masked_copy(secrets: frozenset[str], body: Any) -> Any:
+    """``body`` with its secret fields masked, the dicts on their way copied, the rest shared."""
+    for field in secrets:
+        body = _mask_copy(body, field.split("."))
+    return body
+
+
+def _mask_copy(node: Any, path: list[str]) -> Any:
+    if not isinstance(node, dict) or path[0] not in node:
+        return node
+    copy = dict(node)
+    copy[path[0]] = MASK if len(path) == 1 else _mask_copy(node[path[0]], path[1:])
+    return copy
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import faults
+from baas_sandbox.http.bodies import replaying
 from baas_sandbox.http.problems import Api, Violation, domain_error, sandbox_problem
 from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
 from baas_sandbox.scenarios.library import ScenarioLibrary
@@ -104,16 +105,7 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
+    return body, replaying(body, receive)
 
 
 async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[int, list, bytes]:

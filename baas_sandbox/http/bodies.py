@@ -1,0 +1,20 @@
+"""A request body read by one layer of the pipeline, handed on to the next as if unread."""
+
+from __future__ import annotations
+
+from starlette.types import Message, Receive
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` from the start again: ``body`` whole, then whatever ``receive`` gives next (a
+    disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
