@@ -9,7 +9,8 @@ generations, still collected as usual, reclaim them.
 
 So, in the process that serves one sandbox (``baas-sandbox serve``):
 
-- once the app is loaded, everything loaded is frozen (``gc.freeze``): never walked again;
+- once the app is loaded, everything loaded is frozen (``gc.freeze``, after a collection of the
+  young generations): never walked again;
 - allocations no longer trigger full collections;
 - after a second without requests, one full collection runs, and what survives it is frozen in
   turn, so the next one walks only what came since. A frozen object is still freed when nothing
@@ -41,7 +42,9 @@ async def collect_when_idle(requests_seen: Callable[[], int], loaded: asyncio.Fu
         except Exception:  # noqa: BLE001 - the app reports its own failure; collection stays Python's
             return
     young, middle, oldest = gc.get_threshold()
-    gc.collect()
+    # The young generations only: a full pass would walk everything loaded, which can be a million
+    # stored keys (seconds); what is old by now lives for the process anyway.
+    gc.collect(1)
     gc.freeze()
     gc.set_threshold(young, middle, NEVER)
     try:
