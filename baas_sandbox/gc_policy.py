@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger("baas_sandbox")
 
@@ -32,15 +32,21 @@ IDLE_SECONDS = 1.0
 NEVER = 2**31 - 1
 
 
-async def collect_when_idle(requests_seen: Callable[[], int], loaded: asyncio.Future | None,
+async def collect_when_idle(requests_seen: Callable[[], int], loaded: Awaitable | None,
                             stop: asyncio.Event, idle_seconds: float = IDLE_SECONDS) -> None:
     """Run for the server's life: ``requests_seen()`` counts the requests so far; ``loaded``
-    completes when the app has loaded what it needs for good (the full pipeline)."""
+    completes when the app has loaded what it needs for good (the full pipeline). Ends when
+    ``stop`` is set, at once if that comes first."""
     if loaded is not None:
-        try:
-            await loaded
-        except Exception:  # noqa: BLE001 - the app reports its own failure; collection stays Python's
+        loading = asyncio.ensure_future(loaded)
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not loading.done():  # stopped first: the server is going away
+            loading.cancel()
             return
+        if loading.cancelled() or loading.exception() is not None:
+            return  # the app reports its own failure; collection stays Python's
     young, middle, oldest = gc.get_threshold()
     # The young generations only: a full pass would walk everything loaded, which can be a million
     # stored keys (seconds); what is old by now lives for the process anyway.

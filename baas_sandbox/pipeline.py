@@ -28,6 +28,7 @@ from baas_sandbox.http import compiled, errors
 from baas_sandbox.http.context import BindSandbox
 from baas_sandbox.http.faults import RememberConnection
 from baas_sandbox.http.journal import RecordRequests
+from baas_sandbox.http.media_types import LowerCaseMediaType
 from baas_sandbox.http.prefer import PreferredResponse
 from baas_sandbox.http.scenarios import ApplyScenarios
 from baas_sandbox.http.slashes import NoTrailingSlash
@@ -69,6 +70,7 @@ def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     app.add_middleware(NoTrailingSlash, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(LowerCaseMediaType, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.validate_responses:
         # Only response validation needs the header before the outer TrackingId adds it (performance:
         # without it, this second mount would only set the same header again).

@@ -16,8 +16,8 @@ class _HeadHoldingTransport:
     sandbox (py-spy: ~40% of its CPU in ``RequestResponseCycle.send``, the loopback delivery being
     charged to the sender). A head that announces a ``content-length`` is held until the next
     write, which uvicorn makes at once with the body, so both leave in one write. A head without a
-    length (a chunked stream: the event streams) is sent at once, as is anything else; a close or an
-    abort first sends what is held. Nothing is reordered or changed, only joined.
+    length (a chunked stream: the event streams) is sent at once, as is anything else; a completed
+    response (uvicorn writes no body for HEAD or 304), a close or an abort first sends what is held. Nothing is reordered or changed, only joined.
     """
 
     __slots__ = ("wrapped", "_held")
@@ -38,18 +38,19 @@ class _HeadHoldingTransport:
         self.write(b"".join(chunks))
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self.wrapped.close()
 
     def write_eof(self) -> None:
-        self._flush()
+        self.flush()
         self.wrapped.write_eof()
 
     def abort(self) -> None:
         self._held = None
         self.wrapped.abort()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what is held: the response is complete (a HEAD answer or a 304 has no body write)."""
         if self._held is not None:
             held, self._held = self._held, None
             self.wrapped.write(held)
@@ -68,6 +69,10 @@ def http_protocol():
     class HttpToolsOneWriteProtocol(HttpToolsProtocol):
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(_HeadHoldingTransport(transport))  # type: ignore[arg-type]
+
+        def on_response_complete(self) -> None:
+            self.transport.flush()  # type: ignore[attr-defined]  # a head whose body is never written
+            super().on_response_complete()
 
     return HttpToolsOneWriteProtocol
 

@@ -153,11 +153,13 @@ def test_everyday_requests_get_the_same_answers_with_and_without_the_lane(twin):
                     headers=CREDENTIAL_HEADERS)["status"] >= 400
     assert same(twin, "POST", "/banking-auth/v1/credentials", json=SEED_CREDENTIAL,
                 headers=ORG_B_TOKEN | {"account_token": "t"})["status"] >= 400  # org-b has no BTG configuration
-    # the client's own tracking_id is echoed
+    # the client's own tracking_id is echoed; an empty one counts as none
     answer = same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL}, headers=AUTH | {"tracking_id": "abc-123"})
     assert answer["headers"]["tracking_id"] == "abc-123"
+    answer = same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL}, headers=AUTH | {"tracking_id": ""})
+    assert answer["headers"]["tracking_id"].startswith("<")
 
-    assert counts.answered >= 25 and counts.handed_over == 0
+    assert counts.answered >= 26 and counts.handed_over == 0
     assert twin.apps[1].express_counts.answered == 0
     with_lane, without = twin.journals()
     assert with_lane == without
@@ -194,6 +196,9 @@ HANDED_OVER = [
     ("POST", "/banking-auth/v1/credentials", {"json": SEED_CREDENTIAL, "headers": AUTH}),  # no account_token
     ("POST", "/banking-auth/v1/credentials", {"json": SEED_CREDENTIAL | {"type": "CARD"}, "headers": CREDENTIAL_HEADERS}),
     ("PATCH", "/baas/pix/keys/8d6f0f7e-0000-4000-8000-000000000000/resend_twofa", {"headers": AUTH}),  # no body
+    ("PATCH", "/baas/pix/keys/8d6f0f7e-0000-4000-8000-000000000000/resend_twofa%0A", {"json": {}, "headers": AUTH}),  # a newline after the path
+    ("POST", "/baas/pix/keys", {"content": b'{"account_key": "%s", "pix_key_type": "random_key"}' % LEGAL.encode(),
+                                "headers": AUTH | {"content-type": "APPLICATION/JSON"}}),  # media types ignore case
 ]
 
 

@@ -67,3 +67,16 @@ def test_a_busy_server_runs_no_full_collection():
     assert threshold[2] == NEVER
     assert alive  # still there: no full collection under load
     assert gc.get_threshold()[2] != NEVER  # Python's own rule is back once the policy stops
+
+
+def test_a_server_stopped_before_it_has_loaded_stops_at_once():
+    async def scenario():
+        stop = asyncio.Event()
+        never_loaded = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(collect_when_idle(lambda: 0, never_loaded, stop, idle_seconds=0.05))
+        await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, timeout=1)
+        return gc.get_threshold()[2]
+
+    assert asyncio.run(scenario()) != NEVER  # it never took over

@@ -135,7 +135,8 @@ class ExpressOperation:
         templated = "{" in path
         pattern = None
         if templated:
-            pattern = re.compile("^" + re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+            # matched whole (fullmatch): "$" would also match before a final newline
+            pattern = re.compile(re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
         return cls(operation["operationId"], method.upper(), path, Api.of(path), handler, tuple(parameters),
                    body_accepts, bool(body and body.get("required")), bool(security),
                    responses, response_accepts, secret_fields, pattern)
@@ -174,7 +175,7 @@ class ExpressLane:
         if operation is not None:
             return operation, {}
         for operation in self._templated.get(method, ()):
-            match = operation.pattern.match(path)  # type: ignore[union-attr]
+            match = operation.pattern.fullmatch(path)  # type: ignore[union-attr]
             if match:
                 return operation, match.groupdict()
         return None
@@ -192,7 +193,7 @@ class ExpressLane:
         try:
             headers = _headers(scope)
             if operation.body_accepts is not None:
-                if headers.get(b"content-type", b"").strip().lower() != b"application/json":
+                if headers.get(b"content-type", b"").strip() != b"application/json":
                     raise _HandOver
                 body = await _read_body(receive)
             await self._answer(operation, scope, headers, path_params, body or b"", send)
@@ -208,8 +209,8 @@ class ExpressLane:
         if parsed is not _NO_BODY:
             arguments["body"] = parsed
 
-        tracking_id = headers.get(b"tracking_id")
-        tracking_id = tracking_id.decode("latin-1") if tracking_id is not None else new_id()
+        given = headers.get(b"tracking_id")
+        tracking_id = given.decode("latin-1") if given else new_id()  # an empty one counts as none
         sandbox_token = context._current.set(self.sandbox)
         tracking_token = tracking._current.set(tracking_id)
         try:
@@ -221,16 +222,18 @@ class ExpressLane:
             tracking._current.reset(tracking_token)
             context._current.reset(sandbox_token)
 
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"tracking_id", tracking_id.encode("latin-1")),
-            *self._vary,
-        ]})
-        await send({"type": "http.response.body", "body": payload})
-        self.sandbox.journal.add(recorded(
-            scope, operation.operation_id, operation.secret_fields, status, started, wall, tracking_id,
-            None, raw_body, payload, parsed_body=None if parsed is _NO_BODY else parsed))
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"tracking_id", tracking_id.encode("latin-1")),
+                *self._vary,
+            ]})
+            await send({"type": "http.response.body", "body": payload})
+        finally:  # recorded even when the client went away meanwhile, as the full pipeline does
+            self.sandbox.journal.add(recorded(
+                scope, operation.operation_id, operation.secret_fields, status, started, wall, tracking_id,
+                None, raw_body, payload, parsed_body=None if parsed is _NO_BODY else parsed))
 
     def _arguments(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
                    path_params: dict[str, str]) -> dict[str, Any]:
