@@ -47,11 +47,37 @@ def parser() -> argparse.ArgumentParser:
                        help="how long a receiver has to answer (default 5)")
     serve.add_argument("--webhook-allowed-hosts", default=",".join(LOOPBACK_HOSTS), metavar="HOST,HOST",
                        help="hosts webhooks may be sent to, '*' for any (default: this machine only)")
+    serve.add_argument("--webhook-concurrency", type=positive_int, default=4, metavar="N",
+                       help="webhook attempts in flight per subscription (default 4)")
+    serve.add_argument("--webhook-queue-size", type=positive_int, default=1000, metavar="N",
+                       help="pending webhook deliveries kept per subscription; past that the oldest is "
+                            "dropped, marked failed (default 1000)")
+    serve.add_argument("--webhook-breaker-failures", type=int, default=5, metavar="N",
+                       help="consecutive failed attempts that pause a subscription's deliveries, 0 for never "
+                            "(default 5)")
+    serve.add_argument("--webhook-breaker-cooldown", type=float, default=30.0, metavar="SECONDS",
+                       help="how long they stay paused before one trial attempt (default 30)")
+    serve.add_argument("--webhook-loop-share", type=fraction, default=0.2, metavar="FRACTION",
+                       help="most of the server's time webhook deliveries may take, 1 for no cap (default 0.2)")
     serve.add_argument("--validate-responses", action="store_true",
                        help="check every response against the spec (a violation answers 500)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     fuzz.add_parser(commands)
     return root
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         webhook_attempts=args.webhook_attempts,
         webhook_backoff=args.webhook_backoff,
         webhook_timeout=args.webhook_timeout,
+        webhook_concurrency=args.webhook_concurrency,
+        webhook_queue_size=args.webhook_queue_size,
+        webhook_breaker_failures=args.webhook_breaker_failures,
+        webhook_breaker_cooldown=args.webhook_breaker_cooldown,
+        webhook_loop_share=args.webhook_loop_share,
         collect_when_idle=True,  # this process serves one sandbox: its garbage collection is ours to set
         webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
                                     if h.strip()),

@@ -9,7 +9,8 @@ from baas_sandbox.http.errors import json_response
 
 
 async def list_subscriptions():
-    return {"subscriptions": [asdict(s) for s in current_sandbox().webhooks.subscriptions()]}, 200
+    webhooks = current_sandbox().webhooks
+    return {"subscriptions": [subscription_view(webhooks, s) for s in webhooks.subscriptions()]}, 200
 
 
 async def create_subscription(body: dict):
@@ -19,7 +20,7 @@ async def create_subscription(body: dict):
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",
                                    "details": f"{problem[0]}: {problem[1]}"})
     subscription = sandbox.webhooks.subscribe(body["url"], body["events"], body.get("secret"))
-    return asdict(subscription), 201
+    return subscription_view(sandbox.webhooks, subscription), 201
 
 
 async def delete_subscription(subscription_id: str):
@@ -39,6 +40,10 @@ async def redeliver(delivery_id: str):
     if delivery is None:
         return not_found("delivery", delivery_id)
     return delivery.as_dict(), 202
+
+
+def subscription_view(webhooks, subscription) -> dict:
+    return asdict(subscription) | webhooks.dispatch_state(subscription.id)
 
 
 def not_found(what: str, key: str):

@@ -61,6 +61,16 @@ class Settings:
     webhook_timeout: float = 5.0
     #: Hosts webhooks may be sent to ("*": any); by default this machine only.
     webhook_allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    #: Webhook dispatch (adapters/delivery_lane.py): attempts in flight per subscription, pending
+    #: deliveries kept per subscription (past that the oldest is dropped, ``failed``), consecutive
+    #: failed attempts that open its circuit (0: never) and for how many seconds, attempts in flight
+    #: for all subscriptions, and the most of the event loop's time deliveries may take.
+    webhook_concurrency: int = 4
+    webhook_queue_size: int = 1000
+    webhook_breaker_failures: int = 5
+    webhook_breaker_cooldown: float = 30.0
+    webhook_max_in_flight: int = 64
+    webhook_loop_share: float = 0.2
 
     def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
         return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts)
@@ -86,7 +96,11 @@ class Sandbox:
         self.scheduler = Scheduler()
         self.live = Broadcaster()
         self.webhooks = WebhookDispatcher(
-            DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout),
+            DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout,
+                           concurrency=settings.webhook_concurrency, queue_size=settings.webhook_queue_size,
+                           breaker_failures=settings.webhook_breaker_failures,
+                           breaker_cooldown=settings.webhook_breaker_cooldown,
+                           max_in_flight=settings.webhook_max_in_flight, loop_share=settings.webhook_loop_share),
             seed=settings.seed,
         )
         # Made once: a reset keeps their ids and secrets, so a receiver set up from them keeps working.
