@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from baas_sandbox.adapters.webhooks import Subscription, WebhookDispatcher
 from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.errors import json_response
 
@@ -42,7 +43,8 @@ async def redeliver(delivery_id: str):
     return delivery.as_dict(), 202
 
 
-def subscription_view(webhooks, subscription) -> dict:
+def subscription_view(webhooks: WebhookDispatcher, subscription: Subscription) -> dict:
+    """The subscription and how its deliveries go (circuit, pending): why they may be waiting."""
     return asdict(subscription) | webhooks.dispatch_state(subscription.id)
 
 

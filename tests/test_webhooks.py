@@ -583,35 +583,38 @@ def credentials_per_second(base_url: str) -> float:
     return rate
 
 
-@pytest.mark.parametrize("dead", ["refused", "black_hole"])
-def test_a_dead_star_subscription_neither_starves_the_api_nor_delays_a_new_subscriber(served, dead):
-    """Issue 11, reproductions 8 and 9: with `*` to a dead receiver under load, the API kept 1% of
-    its throughput and a subscriber added afterwards never got its deliveries."""
+@pytest.mark.parametrize("receiver_kind", ["refused", "black_hole", "live"])
+def test_a_star_subscription_under_load_neither_starves_the_api_nor_delays_a_new_subscriber(served, receiver_kind):
+    """Issue 11, reproductions 8 and 9: with `*` to a dead receiver under load the API kept 1% of
+    its throughput (2% with a live one), and a subscriber added afterwards never got its deliveries."""
     import statistics
 
-    with BlackHole() as hole, httpx.Client(base_url=served, timeout=10) as client:
-        url = closed_port_url() if dead == "refused" else hole.url
-        alone, with_dead = [], []
+    with BlackHole() as hole, Receiver() as live, httpx.Client(base_url=served, timeout=10) as client:
+        url = {"refused": closed_port_url(), "black_hole": hole.url, "live": live.url}[receiver_kind]
+        alone, with_star = [], []
         for _ in range(3):  # in turns, the median of each: another process's burst hits both alike
             client.post("/__admin/reset")
             alone.append(credentials_per_second(served))
             client.post("/__admin/reset")
-            dead_one = subscribe(client, url, ["*"])
-            with_dead.append(credentials_per_second(served))
-        ratio = statistics.median(with_dead) / statistics.median(alone)
-        assert ratio >= 0.5, f"{with_dead} req/s with the dead subscription, {alone} without"
+            star = subscribe(client, url, ["*"])
+            with_star.append(credentials_per_second(served))
+        ratio = statistics.median(with_star) / statistics.median(alone)
+        assert ratio >= 0.5, f"{with_star} req/s with the `*` subscription, {alone} without"
 
-        backlog = dispatch(client, dead_one["id"])["pending"]
-        assert 0 < backlog <= 1000  # bounded: --webhook-queue-size
+        backlog = dispatch(client, star["id"])["pending"]
+        assert backlog <= 1000  # bounded: --webhook-queue-size
         with Receiver() as receiver:
             subscribe(client, receiver.url, ["credential_replaced"])
             client.post("/banking-auth/v1/credentials", json=SEED_001, headers=ORG_A | {"account_token": "t"})
             wait_until(lambda: receiver.accepted(), timeout=10)
-            (delivered,) = deliveries(client, state="delivered", event_type="credential_replaced")
+            (delivered,) = [d for d in deliveries(client, state="delivered", event_type="credential_replaced")
+                            if d["url"] == receiver.url]
+            still_pending = dispatch(client, star["id"])["pending"]
         # Its first attempt went through: it waited neither for a shared connection pool nor for
         # the dead subscription's backlog, which is still there.
         assert [a["status"] for a in delivered["attempts"]] == [200]
-        assert dispatch(client, dead_one["id"])["pending"] > 0
+        if receiver_kind != "live":
+            assert backlog > 0 and still_pending > 0
 
 
 def test_reset_returns_a_loaded_dispatcher_to_a_clean_state(served):

@@ -124,7 +124,9 @@ class DeliveryLane:
             self._ready.append(delivery)
 
     def _drop_oldest(self) -> None:
-        oldest = next((d for d in self.pending.values() if d.id not in self._in_flight), None)
+        oldest = next(iter(self.pending.values()))
+        if oldest.id in self._in_flight:
+            oldest = next((d for d in self.pending.values() if d.id not in self._in_flight), None)
         if oldest is None:  # all in flight: the queue is no longer than the concurrency
             return
         self._end(oldest, f"dropped unsent: {self.policy.queue_size} newer deliveries were pending "
@@ -216,6 +218,8 @@ class DeliveryLane:
         retry = self._retries.pop(delivery.id, None)
         if retry is not None:
             retry.cancel()
+        if len(self._ready) > 2 * len(self._queued) + 64:  # dropped ones left behind while the circuit is open
+            self._ready = deque(d for d in self._ready if d.id in self._queued)
         if failure is not None:
             delivery.state, delivery.reason = "failed", failure
         self._finished(delivery)

@@ -24,7 +24,6 @@ import json
 import logging
 import random
 import secrets
-import ssl
 import time
 import uuid
 from collections import OrderedDict
@@ -39,6 +38,8 @@ from baas_sandbox.domain.model import timestamp
 from baas_sandbox.ids import new_id
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 logger = logging.getLogger("baas_sandbox.webhooks")
@@ -281,12 +282,13 @@ class WebhookDispatcher:
         return lane
 
     def _finish(self, delivery: Delivery, subscription_id: str) -> None:
-        if delivery.state == "failed" and delivery.reason and not delivery.reason.startswith("dropped"):
+        if delivery.state == "failed" and delivery.attempts and delivery.reason.startswith("gave up"):
             logger.warning("webhook %s to %s failed: %s", delivery.id, delivery.url, delivery.reason)
         self._finished[delivery.id] = delivery
-        while len(self._finished) > DELIVERY_LOG_SIZE:
+        if len(self._finished) > DELIVERY_LOG_SIZE:
             self._finished.popitem(last=False)
-        self._forget_lane_if_idle(subscription_id)
+        if subscription_id not in self._subscriptions:
+            self._forget_lane_if_idle(subscription_id)
 
     def _forget_lane_if_idle(self, subscription_id: str) -> None:
         lane = self._lanes.get(subscription_id)
