@@ -551,7 +551,8 @@ def test_an_answer_that_never_finishes_frees_its_slot_at_the_deadline():
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[str]:
     """``baas-sandbox serve`` in its own process: a load test measures the server, not a server
-    sharing the test's interpreter lock. Short time-outs and backoff: the dead receivers fail fast."""
+    sharing the test's interpreter lock. A short backoff: a refused port's circuit opens at once; a
+    long time-out: a black hole holds its connections until the sandbox lets go of them."""
     import subprocess
     import sys
 
@@ -560,7 +561,7 @@ def served(tmp_path_factory) -> Iterator[str]:
         port = sock.getsockname()[1]
     log = tmp_path_factory.mktemp("served") / "server.log"
     command = [str(Path(sys.executable).with_name("baas-sandbox")), "serve", "--port", str(port), "--no-reload",
-               "--log-level", "warning", "--webhook-timeout", "0.5", "--webhook-backoff", "0.05"]
+               "--log-level", "warning", "--webhook-timeout", "30", "--webhook-backoff", "0.05"]
     with log.open("w") as stderr:
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     base_url = f"http://127.0.0.1:{port}"
@@ -626,7 +627,7 @@ def test_reset_returns_a_loaded_dispatcher_to_a_clean_state(served):
         credentials_per_second(served)
         wait_until(lambda: hole.open_connections() >= 4)  # --webhook-concurrency, all hanging
         assert client.post("/__admin/reset").status_code == 200
-        wait_until(lambda: hole.open_connections() == 0)  # every attempt in flight let go
+        wait_until(lambda: hole.open_connections() == 0)  # every attempt in flight let go, long before its time-out
         assert client.get("/__admin/webhooks/subscriptions").json() == {"subscriptions": []}
         assert deliveries(client) == []
         with Receiver() as receiver:

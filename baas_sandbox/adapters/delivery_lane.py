@@ -88,10 +88,6 @@ class DeliveryLane:
         self._start_series(delivery)
         self._spawn()
 
-    @property
-    def idle(self) -> bool:
-        return not self.pending and not self._workers
-
     def circuit(self) -> str:
         return self.breaker.state(self._loop.time())
 
