@@ -570,7 +570,11 @@ def served(tmp_path_factory) -> Iterator[str]:
         yield base_url
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a jammed dispatcher once kept it from stopping
+            server.kill()
+            server.wait(timeout=10)
 
 
 CREDENTIAL_REQUEST = post_request("http://127.0.0.1", "/banking-auth/v1/credentials", SEED_001,
