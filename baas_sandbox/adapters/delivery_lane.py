@@ -197,7 +197,7 @@ class DeliveryLane:
             return
         tries = self._tries[delivery.id] = self._tries[delivery.id] + 1
         if tries >= self.policy.max_attempts:
-            self._end(delivery, f"gave up after {tries} attempts (--webhook-attempts)")
+            self._end(delivery, f"gave up after {tries} attempt{'s' if tries > 1 else ''} (--webhook-attempts)")
             return
         delay = self.policy.delay_before(tries + 1, self._rng)
         self._retries[delivery.id] = self._loop.call_later(delay, self._due, delivery)
