@@ -7,8 +7,9 @@ runs on an API request's path: publishing only queues a delivery.
 
 Delivery cannot jam or starve the API (issue 11): each subscription has its own lane
 (``delivery_lane``: bounded queue, a few workers, circuit breaker), every attempt passes one gate
-(at most ``max_in_flight`` attempts at once, and at most ``loop_share`` of the event loop's time,
-``loop_share``), every attempt ends within its deadline, and a reset throws all of it away.
+(at most ``max_in_flight`` attempts at once, and deliveries take at most ``loop_share`` of the event
+loop's time, as ``loop_share`` measures it), every attempt ends within its deadline, and a reset
+throws all of it away.
 
 Signature: ``X-Sandbox-Signature: sha256=<hex>``, the HMAC-SHA256 with the subscription's secret of
 ``<X-Sandbox-Timestamp>.<raw body>``.
