@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import handlers
+from baas_sandbox import handlers
 from baas_sandbox.adapters.fixtures import load_fixtures
 from baas_sandbox.http import express
 from baas_sandbox.scenarios.library import ScenarioLibrary

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from baas_sandbox.defaults import PROJECT_ROOT
+from baas_sandbox.defaults import SPEC_DIR
 
 if TYPE_CHECKING:
     import subprocess
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 # The modules a run needs are imported where used: the CLI imports this module for its options,
 # and `baas-sandbox serve` is on the clock (start-up time).
 
-SPEC_DIR = PROJECT_ROOT / "spec"
-CONFIG_FILE = PROJECT_ROOT / "schemathesis.toml"
+#: The run's settings, beside the specs they describe (shipped with them in the package).
+CONFIG_FILE = SPEC_DIR / "schemathesis.toml"
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 #: The budget of CI's contract run (about 40 s on 2 cores), and the default of everyone else's.
 DEFAULT_MAX_EXAMPLES = 100
@@ -75,27 +75,32 @@ class CannotRun(Exception):
     """The contract run could not start: schemathesis missing, or no sandbox to test."""
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``fuzz`` subcommand's options (its help says what the run does to the sandbox)."""
+def add_parser(commands: argparse._SubParsersAction, **options) -> argparse.ArgumentParser:
+    """The ``fuzz`` subcommand and its options (its help says what the run does to the sandbox);
+    ``options`` go to its parser (the CLI's help formatter, which shows each default)."""
     fuzz = commands.add_parser(
         "fuzz", help="check a sandbox against spec/ with schemathesis (the CI contract run)",
-        description="Run schemathesis over spec/openapi.yaml and spec/admin.yaml against a sandbox, "
-                    "every check, all four phases. Without --url, start one on a free port and stop it "
-                    "afterwards. The run resets the sandbox before and after, and switches its scenarios "
-                    "off: do not point it at a sandbox someone is using. Exit status: 0 no failure, "
-                    "1 a check failed, 2 could not run.")
+        description="Run schemathesis over spec/openapi.yaml and spec/admin.yaml against a sandbox, every\n"
+                    "check, all four phases. Without --url, start one on a free port and stop it afterwards.\n"
+                    "The run resets the sandbox before and after, and switches its scenarios off: do not\n"
+                    "point it at a sandbox someone is using.\n\n"
+                    "Exit status: 0 no failure, 1 a check failed, 2 could not run.", **options)
+    # "%(default).0s" prints nothing: it tells the formatter the help already says the default.
     fuzz.add_argument("--url", help="base URL of a running sandbox, e.g. http://127.0.0.1:8080 "
-                                    "(default: start one)")
+                                    "(default: start one)%(default).0s")
     fuzz.add_argument("--max-examples", type=positive_int, default=DEFAULT_MAX_EXAMPLES, metavar="N",
-                      help=f"test cases per operation and phase (default {DEFAULT_MAX_EXAMPLES})")
+                      help="test cases per operation and phase")
     fuzz.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                      help=f"seed of the generated data, and of a sandbox started here (default {DEFAULT_SEED})")
+                      help="seed of the generated data, and of a sandbox started here")
     fuzz.add_argument("--phases", default=",".join(PHASES), type=phases_option,
-                      help=f"comma-separated, among {', '.join(PHASES)} (default: all)")
+                      help=f"comma-separated, among {', '.join(PHASES)}")
     fuzz.add_argument("--report", type=Path, metavar="PATH",
-                      help="write a JUnit XML report of both runs to PATH (folders are created)")
+                      help="write a JUnit XML report of both runs to PATH (folders are created; "
+                           "default: none)%(default).0s")
     fuzz.add_argument("schemathesis_args", nargs="*", metavar="-- ARGS",
-                      help="after --: more options for `schemathesis run`, e.g. -- --exclude-checks ignored_auth")
+                      help="after --: more options for `schemathesis run`, e.g. -- --exclude-checks "
+                           "ignored_auth%(default).0s")
+    return fuzz
 
 
 def positive_int(value: str) -> int:

@@ -22,7 +22,7 @@ from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-import handlers
+from baas_sandbox import handlers
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import compiled, errors
 from baas_sandbox.http.context import BindSandbox

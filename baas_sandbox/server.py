@@ -1,11 +1,82 @@
-"""How ``baas-sandbox serve`` runs uvicorn: the options chosen by measurement (``python -m bench``).
+"""How ``baas-sandbox serve`` runs: its socket bound first (``listen``), then uvicorn on it (``run``)
+with the options chosen by measurement (``uvicorn_options``, ``python -m bench``).
 
-``uvicorn_options()`` is merged into the CLI's ``uvicorn.run(app, host=..., port=..., log_level=...)``.
+The socket is bound before uvicorn starts so that a port in use or out of reach is one clear line
+and exit status 2 (not a banner, then uvicorn's error), and so that ``--port 0`` can say which
+port it took: the banner is printed once the server answers, with the real address.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import socket
+import sys
+
+import uvicorn
+
+#: What ``serve`` prints once it answers (tools read the URL from it: ``--port 0``).
+BANNER = "baas-sandbox: serving on {url}  (start page: /, Swagger UI: /ui/ and /__admin/ui/)"
+
+
+class ListenError(Exception):
+    """The address cannot be listened on; the message says why, in one line."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0: a free port), as uvicorn would bind it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ListenError(f"--host {host}: not an address of this machine ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restart at once
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's backlog
+    except OSError as exc:
+        sock.close()
+        where = f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            reason = f"{where} is already in use (another sandbox?); choose another --port, or --port 0 for a free one"
+        elif exc.errno == errno.EACCES:
+            reason = f"{where}: permission denied (ports below 1024 need privileges); choose --port 1024 or above"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = f"--host {host}: not an address of this machine"
+        else:
+            reason = f"{where}: {exc.strerror or exc}"
+        raise ListenError(reason) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, printing the banner once it answers (after the app's start-up)."""
+
+    def __init__(self, config: uvicorn.Config, url: str) -> None:
+        super().__init__(config)
+        self.url = url
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(BANNER.format(url=self.url), file=sys.stderr, flush=True)
+
+
+def run(app, sock: socket.socket, *, log_level: str, graceful_shutdown: float) -> None:
+    """Serve ``app`` on ``sock`` until interrupted."""
+    # The access log is written at INFO: above that level uvicorn would format each line for nothing.
+    access_log = log_level in ("trace", "debug", "info")
+    # Open event streams never end by themselves: bound the wait for them when stopping.
+    config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
+                            timeout_graceful_shutdown=graceful_shutdown, **uvicorn_options())
+    _AnnouncingServer(config, url_of(sock)).run(sockets=[sock])
 
 
 class _HeadHoldingTransport:

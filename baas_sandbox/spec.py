@@ -17,9 +17,8 @@ from typing import Any
 
 import yaml
 
-from baas_sandbox.defaults import PROJECT_ROOT
+from baas_sandbox.defaults import SPEC_DIR
 
-SPEC_DIR = PROJECT_ROOT / "spec"
 PRODUCT_SPEC = "openapi.yaml"
 ADMIN_SPEC = "admin.yaml"
 #: Where the admin API is served.

@@ -6,14 +6,18 @@ import schemathesis
 from hypothesis import settings
 
 from baas_sandbox.app import create_app
+from baas_sandbox.defaults import SPEC_DIR
 from baas_sandbox.services.sandbox import Settings
 
 APP = create_app(Settings(activation_delay=0.05, validate_responses=True))
+# The settings `baas-sandbox fuzz` uses too (the token, the fixture accounts, the statuses business
+# rules may answer), named explicitly: schemathesis would only discover them in the working folder.
+CONFIG = schemathesis.config.SchemathesisConfig.from_path(SPEC_DIR / "schemathesis.toml")
 
-product = schemathesis.openapi.from_asgi("/openapi.json", APP)
+product = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
 # The Server-Sent Events streams never end, and an in-process client has no time-out to stop
 # reading them: they are tested in test_webhooks.py (and by the CLI contract run, with a time-out).
-admin = schemathesis.openapi.from_asgi("/__admin/openapi.json", APP).exclude(path_regex="/stream$")
+admin = schemathesis.openapi.from_asgi("/__admin/openapi.json", APP, config=CONFIG).exclude(path_regex="/stream$")
 
 
 @product.parametrize()

@@ -15,7 +15,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import handlers
+from baas_sandbox import handlers
 from baas_sandbox.app import Specs, create_app
 from baas_sandbox.http import express
 from baas_sandbox.http.violations import BodySchema, _parameter_validator

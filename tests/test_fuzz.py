@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-import handlers
+from baas_sandbox import handlers
 from baas_sandbox import cli
 from baas_sandbox import fuzz as fuzz_module
-from baas_sandbox.defaults import DEFAULT_FIXTURES, PROJECT_ROOT
+from baas_sandbox.defaults import DEFAULT_FIXTURES
 from baas_sandbox.pytest_plugin import running, tenant_tokens
 from baas_sandbox.spec import ADMIN_SPEC, PRODUCT_SPEC, SPEC_DIR, load_checked
 
-CONFIG = tomllib.loads((PROJECT_ROOT / "schemathesis.toml").read_text(encoding="utf-8"))
+CONFIG = tomllib.loads((SPEC_DIR / "schemathesis.toml").read_text(encoding="utf-8"))
 SMALL_BUDGET = ["--max-examples", "5", "--seed", "3"]
 
 
