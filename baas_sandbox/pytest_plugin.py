@@ -85,11 +85,16 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         # Imported here: connexion is slow to import, and most pytest runs never start a sandbox.
-        # It warns at import about starlette's test client, noise in a consumer's test report.
+        # It warns at import about starlette's test client and jsonschema's deprecated names, noise
+        # in a consumer's test report: the full pipeline's modules (connexion) are imported now,
+        # under these filters, rather than by the server's background build, which no filter of
+        # this thread would cover.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"connexion(\.|$)")
             import uvicorn
 
+            import baas_sandbox.pipeline  # noqa: F401
             from baas_sandbox.app import create_app
             from baas_sandbox.services.sandbox import Settings
 
