@@ -38,6 +38,8 @@ OPERATIONS: dict[str, str | Callable] = {
     "list-events": "baas_sandbox.handlers.streams:list_events",
     "stream-events": "baas_sandbox.handlers.streams:stream_events",
     "stream-outbox": "baas_sandbox.handlers.streams:stream_outbox",
+    "get-front-door": "baas_sandbox.handlers.front_door:front_door",
+    "get-admin-front-door": "baas_sandbox.handlers.front_door:front_door",
 }
 
 

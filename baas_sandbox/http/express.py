@@ -128,6 +128,8 @@ class ExpressOperation:
             body_accepts = _accepts(body["content"]["application/json"].get("schema"))
         responses, response_accepts = {}, {}
         for status, response in operation.get("responses", {}).items():
+            if set(response.get("content", {})) - {"application/json"}:
+                raise NotExpress(f"a {status} response other than JSON")  # the lane writes JSON only
             schema = response.get("content", {}).get("application/json", {}).get("schema")
             if str(status).isdigit() and schema is not None and validate_responses:
                 responses[int(status)] = schema
