@@ -22,6 +22,7 @@ from typing import Any
 
 from baas_sandbox import handlers
 from baas_sandbox.adapters.fixtures import load_fixtures
+from baas_sandbox.adapters.yamlfile import FileProblem
 from baas_sandbox.http import express
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
@@ -68,13 +69,24 @@ class Specs:
 
 
 def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
-    fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
-                             settings.subscription_problem)
+    """The sandbox of ``settings``' fixtures and scenarios; a ``FileProblem`` with every problem of
+    both when some are broken (one start-up shows them all)."""
     product_operations = [op for path in specs.product["paths"].values() for method, op in path.items()
                           if isinstance(op, dict) and "operationId" in op]
-    scenarios = ScenarioLibrary(settings.scenarios_dir, specs.contract,
-                                [op["operationId"] for op in product_operations],
-                                seed=settings.seed, active=settings.scenarios)
+    problems: list[FileProblem] = []
+    try:
+        fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
+                                 settings.subscription_problem)
+    except FileProblem as exc:
+        problems.append(exc)
+    try:
+        scenarios = ScenarioLibrary(settings.scenarios_dir, specs.contract,
+                                    [op["operationId"] for op in product_operations],
+                                    seed=settings.seed, active=settings.scenarios)
+    except FileProblem as exc:
+        problems.append(exc)
+    if problems:
+        raise type(problems[0]).several(problems)
     return Sandbox(settings, fixtures, scenarios)
 
 

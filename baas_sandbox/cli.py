@@ -162,7 +162,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(settings)
     except (SpecError, FileProblem, UnknownScenario, MasterKeyError) as exc:
-        print(f"baas-sandbox: cannot start: {exc}", file=sys.stderr)
+        for problem in getattr(exc, "problems", [exc]):  # a fixture's problems: all of them, a line each
+            print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
         return CANNOT_START
     try:
         sock = listen(args.host, args.port)

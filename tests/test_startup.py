@@ -208,3 +208,57 @@ def test_a_cache_that_cannot_be_written_only_means_checking_again(tmp_path, monk
     blocker.write_text("not a folder")
     monkeypatch.setattr(spec_module, "SPEC_CACHE_DIR", blocker / "cache")
     assert spec_module.load_checked(_copy_of_product_spec(tmp_path, "d.yaml"))["openapi"].startswith("3.")
+
+
+# -- every fixture problem at once ---------------------------------------------------------------------
+
+FIVE_MISTAKES = """\
+    accounts:
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556601
+        tenant: org-x
+        owner_name: ANA
+        owner_person_type: natural
+        owner_document_number: "81563500221"
+        status: open
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556602
+        tenant: org-a
+        owner_name: BIA
+        owner_person_type: natural
+        owner_document_number: "12345678900"
+        status: open
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556603
+        tenant: org-a
+        owner_name: CAIO
+        owner_person_type: natural
+        owner_document_number: "81563500221"
+        status: frozen
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556603
+        tenant: org-a
+        owner_name: DORA
+        owner_person_type: natural
+        owner_document_number: "81563500221"
+        status: open
+    """
+
+
+def test_every_fixture_problem_is_reported_at_once_one_line_each(tmp_path):
+    """Five mistakes in three files (four in accounts.yaml, one in a scenario): five lines, then exit 2."""
+    directory = fixture_dir(tmp_path, accounts=FIVE_MISTAKES)
+    (directory / "scenarios").mkdir()
+    (directory / "scenarios" / "teapot.yaml").write_text(
+        "rules:\n  - match: {operation: create-pix-key}\n    respond: {status: 418}\n")
+    result = subprocess.run([sys.executable, "-m", "baas_sandbox", "serve", "--fixtures", str(directory),
+                             "--port", "0", "--log-level", "warning"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    expected = [
+        "accounts.yaml:3: accounts[0].tenant: unknown tenant 'org-x'",
+        "accounts.yaml:12: accounts[1].owner_document_number: 12345678900 is not a valid CPF",
+        "accounts.yaml:19: accounts[2].status: 'frozen' is not one of",
+        "accounts.yaml:20: accounts[3].account_key: account_key is used by another account",
+        "teapot.yaml:3: rules[0].respond.status: status 418 is not documented for create-pix-key",
+    ]
+    assert len(lines) == len(expected), result.stderr
+    for line, wanted in zip(lines, expected):
+        assert line.startswith("baas-sandbox: cannot start: ") and wanted in line, (line, wanted)
+    assert "Traceback" not in result.stderr

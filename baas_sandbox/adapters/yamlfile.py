@@ -13,12 +13,26 @@ import yaml
 
 
 class FileProblem(Exception):
-    """A hand-edited file is malformed: ``<file>:<line>: <field>: <problem>``."""
+    """A hand-edited file is malformed: ``<file>:<line>: <field>: <problem>``.
+
+    One exception may carry several problems (``problems``, one line each in its message): someone
+    fixing a file wants every mistake at once, not one per start-up."""
 
     def __init__(self, path: Path, line: int | None, field: str, problem: str) -> None:
         self.path, self.line, self.field, self.problem = path, line, field, problem
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+        self.problems: list[FileProblem] = [self]
+
+    @classmethod
+    def several(cls, problems: list["FileProblem"]) -> "FileProblem":
+        """One exception of this class for ``problems`` (at least one): the first's location, every
+        problem's line in the message."""
+        first = problems[0]
+        combined = cls(first.path, first.line, first.field, first.problem)
+        combined.problems = [p for problem in problems for p in problem.problems]
+        combined.args = ("\n".join(str(p) for p in combined.problems),)
+        return combined
 
 
 class YamlDocument:
@@ -60,18 +74,30 @@ class YamlDocument:
         field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
         return self._problem(self.path, self.line_of(path), field, problem)
 
-    def check(self, schema: dict) -> None:
-        """Raise the most relevant violation of ``schema``, located."""
+    def violations(self, schema: dict) -> list[tuple[tuple, str]]:
+        """Every violation of ``schema``: (path of the value, message), in the file's order."""
         # 2020-12: it knows dependentRequired, which older drafts silently ignore. jsonschema-rs says
-        # whether the file is valid; only a file that is not pays for importing jsonschema, whose
-        # best_match names the most relevant problem (start-up time: a valid file is the rule).
+        # whether the file is valid; only a file that is not pays for importing jsonschema, which
+        # words each problem (start-up time: a valid file is the rule).
         try:
             if jsonschema_rs.Draft202012Validator(schema).is_valid(self.data):
-                return
+                return []
         except (TypeError, ValueError):  # YAML it cannot take (a non-string key): jsonschema decides
             pass
         import jsonschema
 
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(self.data))
-        if error is not None:
-            raise self.fail(tuple(error.absolute_path), error.message)
+        found = []
+        for error in jsonschema.Draft202012Validator(schema).iter_errors(self.data):
+            # A oneOf/anyOf names its branches' problems in its context: the most relevant one.
+            error = jsonschema.exceptions.best_match([error]) or error
+            found.append((tuple(error.absolute_path), error.message))
+        return sorted(found, key=lambda violation: (self.line_of(violation[0]) or 0, repr(violation[0])))
+
+    def problems(self, schema: dict) -> list[FileProblem]:
+        return [self.fail(path, message) for path, message in self.violations(schema)]
+
+    def check(self, schema: dict) -> None:
+        """Raise every violation of ``schema``, located, in one exception."""
+        problems = self.problems(schema)
+        if problems:
+            raise self._problem.several(problems)
