@@ -30,3 +30,17 @@ def test_product_api_honours_its_contract(case):
 @settings(max_examples=40, deadline=None)
 def test_admin_api_honours_its_contract(case):
     case.call_and_validate()
+
+
+# With no project configuration (schemathesis's defaults, not spec/schemathesis.toml): what a team
+# pointing schemathesis at spec/openapi.yaml gets. Every body the schema allows is accepted: the
+# supported (type, provider) pairs are part of the schema, so none is refused with EBAA0007.
+bare = schemathesis.openapi.from_asgi("/openapi.json", APP, config=schemathesis.config.SchemathesisConfig()
+                                      ).include(operation_id="post-credentials")
+
+
+@bare.parametrize()
+@settings(max_examples=100, deadline=None)
+def test_schema_valid_credentials_are_accepted_with_no_project_configuration(case):
+    case.call_and_validate(headers={"Authorization": "Bearer org-a-token"},
+                           checks=[schemathesis.checks.positive_data_acceptance])

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.adapters.yamlfile import FileProblem, YamlDocument
-from baas_sandbox.domain.model import Account, Tenant
+from baas_sandbox.domain.documents import check_pix_key
+from baas_sandbox.domain.errors import InvalidPixKey
+from baas_sandbox.domain.model import Account, PixKeyType, Tenant
 
 PROVIDERS = ["BTG", "CELCOIN", "JDPI", "PAY2ALL"]
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 TENANTS_SCHEMA = {
     "type": "object",
@@ -29,10 +32,7 @@ TENANTS_SCHEMA = {
                 "properties": {
                     "name": {"type": "string", "minLength": 1},
                     "token": {"type": "string", "pattern": r"^[A-Za-z0-9._~+/-]+=*$"},
-                    "requester_key": {
-                        "type": "string",
-                        "pattern": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-                    },
+                    "requester_key": {"type": "string", "pattern": UUID_PATTERN},
                     "providers": {
                         "type": "array",
                         "items": {"enum": PROVIDERS},
@@ -55,6 +55,8 @@ class Fixtures:
     accounts: list[Account]
     #: Webhook subscriptions to set up at start (``webhooks.yaml``, optional).
     subscriptions: list[dict] = field(default_factory=list)
+    #: Email and phone key requests waiting for their code at start (``key_requests.yaml``, optional).
+    key_requests: list[dict] = field(default_factory=list)
 
 
 #: Builds an account from a fixture entry; raises ``InvalidAccountField`` for a bad field.
@@ -83,11 +85,13 @@ def load_fixtures(directory: Path, account_schema: dict, build_account: AccountB
     tenants = _load_tenants(directory / "tenants.yaml", problems)
     accounts = _load_accounts(directory / "accounts.yaml", account_schema, build_account, tenants, problems)
     subscriptions = _collect(problems, load_subscriptions, directory / "webhooks.yaml", check_subscription) or []
+    key_requests = _load_key_requests(directory / "key_requests.yaml", {a.account_key for a in accounts}, problems)
     if problems:
         files = list(dict.fromkeys(problem.path for problem in problems))
         problems.sort(key=lambda problem: (files.index(problem.path), problem.line or 0))  # stable: as found
         raise FixtureError.several(problems)
-    return Fixtures(tenants=list(tenants.values()), accounts=accounts, subscriptions=subscriptions)
+    return Fixtures(tenants=list(tenants.values()), accounts=accounts, subscriptions=subscriptions,
+                    key_requests=key_requests)
 
 
 def _collect(problems: list[FileProblem], load: Callable, *args):
@@ -164,6 +168,50 @@ def _load_accounts(path: Path, account_schema: dict, build_account: AccountBuild
         except InvalidAccountField as exc:
             problems.append(document.fail(("accounts", index, exc.field), exc.problem))
     return accounts
+
+
+KEY_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["pix_key_request_key", "account_key", "pix_key_type", "pix_key", "verification_code"],
+    "additionalProperties": False,
+    "properties": {
+        "pix_key_request_key": {"type": "string", "pattern": UUID_PATTERN},
+        "account_key": {"type": "string", "pattern": UUID_PATTERN},
+        "pix_key_type": {"enum": ["email", "phone_number"]},  # the key requests that wait for a code
+        "pix_key": {"type": "string"},
+        "verification_code": {"type": "string", "pattern": "^[0-9]{6}$"},
+    },
+}
+
+
+def _load_key_requests(path: Path, account_keys: set[str], problems: list[FileProblem]) -> list[dict]:
+    """``key_requests.yaml`` (optional): requests waiting for their code, so that a documented
+    ``twofa_validation`` works on a fresh sandbox. The rules of a client's request apply when the
+    sandbox stores them (at start and on reset); the key and the account are checked here."""
+    if not path.exists():
+        return []
+    document = _collect(problems, YamlDocument, path, FixtureError)
+    if document is None:
+        return []
+    schema = {"type": "object", "required": ["key_requests"], "additionalProperties": False,
+              "properties": {"key_requests": {"type": "array", "items": KEY_REQUEST_SCHEMA}}}
+    entries = []
+    seen: set[str] = set()
+    for index, entry in _checked_entries(document, schema, "key_requests", problems):
+        where = ("key_requests", index)
+        try:
+            check_pix_key(PixKeyType(entry["pix_key_type"]), entry["pix_key"])
+        except InvalidPixKey as exc:
+            problems.append(document.fail(where + ("pix_key",), str(exc)))
+            continue
+        if entry["account_key"] not in account_keys:
+            problems.append(document.fail(where + ("account_key",), "no such account in accounts.yaml"))
+        elif entry["pix_key_request_key"] in seen:
+            problems.append(document.fail(where + ("pix_key_request_key",), "used by another key request"))
+        else:
+            seen.add(entry["pix_key_request_key"])
+            entries.append(entry)
+    return entries
 
 
 SUBSCRIPTION_SCHEMA = {

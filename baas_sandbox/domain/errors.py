@@ -179,3 +179,22 @@ class ProviderConfigurationNotFound(BankingAuthError):
 class EncryptedValueMismatch(BankingAuthError):
     status, code = 500, "EBAA0009"
     message = "Encrypted value error. Decrypt returned different value"
+
+
+def error_classes() -> dict[str, type[DomainError]]:
+    """Every business error, by its code."""
+    found: dict[str, type[DomainError]] = {}
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.code:
+            found[cls.code] = cls
+    return found
+
+
+def template_fields(template: str) -> list[str]:
+    """The names a message template fills in (``"{provider} - API …"`` -> ``["provider"]``)."""
+    import string
+
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]

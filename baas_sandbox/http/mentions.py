@@ -108,17 +108,11 @@ def _pattern(template: str) -> tuple[re.Pattern, tuple[str, ...]]:
 def _domain_templates() -> dict[str, dict[str, str]]:
     """code -> {field of the error body: its template}, from every error class of the domain."""
     templates: dict[str, dict[str, str]] = {}
-    pending = [errors.DomainError]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if not cls.code:
-            continue
+    for code, cls in errors.error_classes().items():
         if issubclass(cls, errors.BaasError) and not cls.two_factor_shape and cls.description:
-            templates[cls.code] = {"description": cls.description,
-                                   "translation": cls.translation or cls.description}
+            templates[code] = {"description": cls.description, "translation": cls.translation or cls.description}
         elif issubclass(cls, errors.BankingAuthError) and cls.message:
-            templates[cls.code] = {"message": cls.message}
+            templates[code] = {"message": cls.message}
     return templates
 
 

@@ -31,6 +31,8 @@ class Violation:
     field: str  # "key", "provider_data.client_id", "header account_token", "(body)"
     message: str
     missing: bool = False  # a required field or parameter is absent
+    #: The API's own error for a rule of the schema (its ``x-sandbox-code``), when it has one.
+    code: str | None = None
 
     def as_dict(self) -> dict:
         return {"field": self.field, "message": self.message}
@@ -98,6 +100,12 @@ def sandbox_problem(api: Api, status: int, details: str, violations: list[Violat
 
 
 def invalid_request(api: Api, violations: list[Violation]) -> Answer:
+    # A rule with its own error (a supported pair) answers it when nothing else is wrong; otherwise
+    # the other violations say what is (a provider out of the enum also breaks the pairs).
+    plain = [v for v in violations if v.code is None]
+    if not plain and api is Api.BANKING_AUTH:
+        return json_answer(400, {"code": violations[0].code, "message": violations[0].message})
+    violations = plain or violations
     details = "; ".join(f"{v.field}: {v.message}" for v in violations)
     if api is Api.BANKING_AUTH:
         missing = [v.field.removeprefix("header ") for v in violations if v.missing]

@@ -16,6 +16,7 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 
+from baas_sandbox.domain import errors
 from baas_sandbox.http.problems import Violation
 
 
@@ -113,10 +114,23 @@ def _describe(error: ValidationError) -> list[Violation]:
             if name not in allowed
         ]
     field = path or "(body)"
+    code = error.schema.get("x-sandbox-code") if error.validator in ("anyOf", "oneOf") else None
+    if code is not None:
+        return [Violation(field=field, message=_coded_message(code, error), code=code)]
     # A secret (format: password) is never echoed back, not even in an error message.
     if error.schema.get("format") == "password":
         return [Violation(field=field, message=_without_value(error))]
     return [Violation(field=field, message=error.message)]
+
+
+def _coded_message(code: str, error: ValidationError) -> str:
+    """A schema rule with its own error (``x-sandbox-code``) is worded as the domain words that error
+    (domain/errors.py), filled from the body: the same message whichever layer refuses."""
+    error_class = errors.error_classes().get(code)
+    template = getattr(error_class, "message", "") or getattr(error_class, "description", "")
+    if not template or not isinstance(error.instance, dict):
+        return error.message
+    return template.format(**{name: str(error.instance.get(name)) for name in errors.template_fields(template)})
 
 
 def _without_value(error: ValidationError) -> str:

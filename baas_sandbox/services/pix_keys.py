@@ -25,7 +25,37 @@ from baas_sandbox.services.sandbox import Sandbox
 
 def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str,
                        key_value: str | None, cid: str | None = None) -> PixKeyRequest:
-    kind = PixKeyType(key_type)
+    request = _add_key_request(sandbox, tenant, account_key, PixKeyType(key_type), key_value, cid)
+    sandbox.publish(events.KeyRequestCreated(
+        tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key, account_key=account_key,
+        pix_key_type=str(request.key_type), pix_key=request.key_value, request_status=str(request.status),
+        requester_key=request.requester_key, created_at=request.created_at,
+    ))
+    if request.code is not None:
+        sandbox.publish(_code_sent(request))
+    else:
+        _schedule_decision(sandbox, request.request_key)
+    return request
+
+
+def seed_waiting_request(sandbox: Sandbox, entry: dict) -> PixKeyRequest:
+    """A fixture key request waiting for its code (``key_requests.yaml``): part of the starting
+    state, like the fixture accounts, so no event is published; its code is in the outbox, as
+    sent. The same rules as a client's request apply (the key, the account, the limit)."""
+    account = sandbox.store.account(entry["account_key"])
+    tenant = sandbox.store.tenant(account.tenant) if account is not None else None
+    if tenant is None:
+        raise errors.AccountNotFound(account_key=entry["account_key"])
+    request = _add_key_request(sandbox, tenant, entry["account_key"], PixKeyType(entry["pix_key_type"]),
+                               entry["pix_key"], None, request_key=entry["pix_key_request_key"],
+                               code=entry["verification_code"])
+    sandbox.record_outbox(_code_sent(request))
+    return request
+
+
+def _add_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, kind: PixKeyType, key_value: str | None,
+                     cid: str | None, request_key: str | None = None, code: str | None = None) -> PixKeyRequest:
+    """A new request, checked and stored (its id and code new unless given: the fixtures')."""
     check_pix_key(kind, key_value)
     account = sandbox.store.account(account_key)
     if account is None:
@@ -40,7 +70,7 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
     now = sandbox.clock()
     at = timestamp(now)  # one string for the three equal times (memory per stored key)
     request = PixKeyRequest(
-        request_key=new_id(),
+        request_key=request_key or new_id(),
         account=account,
         requester_key=tenant.requester_key,
         key_type=kind,
@@ -50,19 +80,10 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
         created_at=at,
         updated_at=at,
         key_updated_at=at,
-        code=_new_code(sandbox, kind, key_value, now) if kind.needs_verification else None,
+        code=_new_code(sandbox, kind, key_value, now, code) if kind.needs_verification else None,
         cid=cid,
     )
     sandbox.store.add_key_request(request)  # atomic: one owner, one unfinished request, the limit
-    sandbox.publish(events.KeyRequestCreated(
-        tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key, account_key=account.account_key,
-        pix_key_type=str(kind), pix_key=key_value, request_status=str(request.status),
-        requester_key=request.requester_key, created_at=request.created_at,
-    ))
-    if request.code is not None:
-        sandbox.publish(_code_sent(request))
-    else:
-        _schedule_decision(sandbox, request.request_key)
     return request
 
 
@@ -159,10 +180,11 @@ def _schedule_decision(sandbox: Sandbox, request_key: str) -> None:
     sandbox.scheduler.later(sandbox.settings.activation_delay, lambda: decide(sandbox, request_key))
 
 
-def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: dt.datetime) -> VerificationCode:
+def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: dt.datetime,
+              code: str | None = None) -> VerificationCode:
     assert destination is not None
     return VerificationCode(
-        code=f"{secrets.randbelow(1_000_000):06d}",
+        code=code or f"{secrets.randbelow(1_000_000):06d}",
         channel="email" if kind is PixKeyType.EMAIL else "sms",
         destination=destination,
         sent_at=now,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.adapters.broadcast import Broadcaster
-from baas_sandbox.adapters.fixtures import Fixtures
+from baas_sandbox.adapters.fixtures import FixtureError, Fixtures
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.adapters.webhooks import (
@@ -19,7 +19,7 @@ from baas_sandbox.adapters.webhooks import (
 )
 from baas_sandbox.clock import utcnow
 from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
-from baas_sandbox.domain import events
+from baas_sandbox.domain import errors, events
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal
 from baas_sandbox.ids import new_id
@@ -104,8 +104,21 @@ class Sandbox:
     def reset(self) -> None:
         self.scheduler.cancel_all()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        self._seed_key_requests()
         self.scenarios.reset()
         self.webhooks.reset(self._fixture_subscriptions)
+
+    def _seed_key_requests(self) -> None:
+        # Imported here: the use cases import this module (they work on a Sandbox).
+        from baas_sandbox.services.pix_keys import seed_waiting_request
+
+        for index, entry in enumerate(self.fixtures.key_requests):
+            try:
+                seed_waiting_request(self, entry)
+            except errors.DomainError as refused:  # a rule of the store (the limit, one owner): the
+                # same fixtures are refused the same way at start, so a reset never meets this
+                raise FixtureError(self.settings.fixtures_dir / "key_requests.yaml", None,
+                                   f"key_requests[{index}]", str(refused)) from None
 
     def publish(self, *happened: events.Event) -> None:
         for event in happened:
@@ -131,6 +144,10 @@ class Sandbox:
 
     def _record_outbox(self, event: events.Event) -> None:
         assert isinstance(event, events.VerificationCodeSent)
+        self.record_outbox(event)
+
+    def record_outbox(self, event: events.VerificationCodeSent) -> None:
+        """The code "sent": kept for ``GET /__admin/outbox`` and its stream."""
         self.record("outbox", {
             "message_id": new_id(),
             "pix_key_request_key": event.pix_key_request_key,
