@@ -180,3 +180,24 @@ def test_the_scenario_example_loads(tmp_path):
     scenario = load_scenario(path, specs.contract, frozenset(product))
     assert [rule.name for rule in scenario.rules] == ["btg-down"]
     assert scenario.rules[0].effects() == ["latency", "respond 502 EBAA0002", "fault reset"]
+
+
+def test_the_walk_through_pasted_as_one_block_shows_the_key_active():
+    """The README's walk-through, as a new user pastes it into a shell (curl and python3, as it says),
+    against a served sandbox with the default activation delay: it waits for DICT by itself."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import live_server
+
+    assert shutil.which("curl"), "the walk-through needs curl (.ci/run installs it)"
+    block = README.split("## Walk-through", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    with live_server(activation_delay=1.0) as (base_url, _):
+        script = block.replace("S=http://127.0.0.1:8080", f"S={base_url}")
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    listed = [line for line in lines if line.startswith('{"account_key": "6d30a0b1') and '"pix_keys"' in line]
+    assert listed and '"pix_key": "09080702000105", "pix_key_status": "active"' in listed[0], result.stdout
+    assert '"Credential saved"' in result.stdout
+    assert '"request_status": "pending"' in result.stdout  # the email key, once its code was accepted
