@@ -47,6 +47,14 @@ def parser() -> argparse.ArgumentParser:
                        help="how long a receiver has to answer (default 5)")
     serve.add_argument("--webhook-allowed-hosts", default=",".join(LOOPBACK_HOSTS), metavar="HOST,HOST",
                        help="hosts webhooks may be sent to, '*' for any (default: this machine only)")
+    serve.add_argument("--allowed-hosts", default="", metavar="HOST,HOST",
+                       help="more names the admin API answers to (its Host header), '*' for any "
+                            "(default: localhost, 127.0.0.1, ::1 and --host)")
+    serve.add_argument("--admin-token", default=None, metavar="TOKEN",
+                       help="bearer token the admin API requires (default: $BAAS_SANDBOX_ADMIN_TOKEN, else "
+                            "none); needed to serve on a non-loopback --host")
+    serve.add_argument("--no-admin-auth", action="store_true",
+                       help="serve a non-loopback --host without an admin token (a private network only)")
     serve.add_argument("--validate-responses", action="store_true",
                        help="check every response against the spec (a violation answers 500)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -58,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "fuzz":
         return fuzz.main(args)
+    from baas_sandbox import admin_access
+
+    admin_token = admin_access.token_from(args.admin_token)
+    problem = admin_access.startup_problem(args.host, admin_token, args.no_admin_auth)
+    if problem is not None:
+        print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
     from baas_sandbox.adapters.yamlfile import FileProblem
@@ -82,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         collect_when_idle=True,  # this process serves one sandbox: its garbage collection is ours to set
         webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
                                     if h.strip()),
+        allowed_hosts=admin_access.allowed_hosts(args.host, args.allowed_hosts),
+        admin_token=admin_token,
+        listen_port=args.port or None,
     )
     try:
         app = create_app(settings)
@@ -93,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"baas-sandbox: serving on http://{args.host}:{args.port}  (Swagger UI: /ui/ and /__admin/ui/)",
           file=sys.stderr)
+    warning = admin_access.banner_warning(args.host, args.port, admin_token, args.no_admin_auth)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     # Open event streams never end by themselves: bound the wait for them when stopping.
     from baas_sandbox.server import uvicorn_options
 

@@ -49,8 +49,8 @@ def client_with() -> Callable:
 
 
 @contextmanager
-def live_server(**settings) -> Iterator[tuple[str, object]]:
-    """The app served by uvicorn on a free loopback port, in a thread: (base URL, sandbox)."""
+def live_server(port: int | None = None, **settings) -> Iterator[tuple[str, object]]:
+    """The app served by uvicorn on a loopback port (``port``, or a free one), in a thread: (base URL, sandbox)."""
     import socket
     import threading
     import time
@@ -58,9 +58,10 @@ def live_server(**settings) -> Iterator[tuple[str, object]]:
     import uvicorn
 
     app = create_app(Settings(**(FAST | settings)))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=0.5))
     thread = threading.Thread(target=server.run, daemon=True)
