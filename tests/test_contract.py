@@ -6,9 +6,12 @@ import schemathesis
 from hypothesis import settings
 
 from baas_sandbox.app import create_app
+from baas_sandbox.defaults import LOOPBACK_HOSTS
 from baas_sandbox.services.sandbox import Settings
 
-APP = create_app(Settings(activation_delay=0.05, validate_responses=True))
+# schemathesis's in-process client calls itself "testserver": a name the admin API must answer to.
+APP = create_app(Settings(activation_delay=0.05, validate_responses=True,
+                          allowed_hosts=(*LOOPBACK_HOSTS, "testserver")))
 
 product = schemathesis.openapi.from_asgi("/openapi.json", APP)
 # The Server-Sent Events streams never end, and an in-process client has no time-out to stop
