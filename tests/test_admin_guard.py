@@ -24,6 +24,7 @@ from baas_sandbox import admin_access, cli
 from baas_sandbox.adapters.fixtures import FixtureError
 from baas_sandbox.app import create_app
 from baas_sandbox.defaults import LOOPBACK_HOSTS
+from baas_sandbox.http.admin_guard import host_name
 from baas_sandbox.services.sandbox import Settings
 from tests.conftest import live_server
 from tests.helpers import ORG_A, SEED_ACCOUNT, wait_until
@@ -75,8 +76,15 @@ def test_SBX000421_a_foreign_host_reaches_no_admin_operation():
         for name in ("localhost", "127.0.0.1", "[::1]", "LOCALHOST"):
             assert client.get("/__admin/accounts", headers={"Host": f"{name}:{port}"}).status_code == 200, name
         # The product API is not host-checked: it needs a tenant token, which a browser never adds by itself.
-        assert client.get("/baas/pix/keys", params={"account_key": SEED_ACCOUNT},
-                          headers=ORG_A | rebound).status_code == 200
+        for lane in ({}, {"Origin": "http://localhost:5173"}):  # the express lane; the full pipeline
+            assert client.get("/baas/pix/keys", params={"account_key": SEED_ACCOUNT},
+                              headers=ORG_A | rebound | lane).status_code == 200
+
+
+@pytest.mark.parametrize("header,name", [("[::1]:8080", "::1"), ("::1", "::1"), ("LOCALHOST.:80", "localhost"),
+                                         ("127.0.0.1", "127.0.0.1"), ("evil.example:x", "evil.example:x")])
+def test_a_host_header_is_read_as_its_name(header, name):
+    assert host_name(header) == name
 
 
 def test_allowed_hosts_adds_names():
