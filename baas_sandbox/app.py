@@ -105,6 +105,7 @@ class SandboxApp:
         self._lock = threading.Lock()
         self._entry: Any = self._full_pipeline
         self.requests_seen = 0  # HTTP requests and WebSocket connections so far
+        self._port_learned = False
         if settings.express_lane:
             operations = express.compile_operations(
                 specs.product, handlers.resolve,
@@ -120,10 +121,28 @@ class SandboxApp:
             await self._lifespan(receive, send)
         else:
             self.requests_seen += 1
+            if not self._port_learned:
+                self._learn_port(scope)
             await self._entry(scope, receive, send)
 
+    def _learn_port(self, scope) -> None:
+        """The port the server listens on, from the socket a request came in on (the ASGI ``server``):
+        known before the server starts only with a fixed ``--port``, and webhooks may not point there."""
+        import ipaddress
+
+        host, port = (scope.get("server") or (None, None))[:2]
+        try:
+            ipaddress.ip_address(host)  # a socket's address; not a test client's made-up name
+        except ValueError:
+            return
+        if isinstance(port, int):
+            self.sandbox.own_ports.add(port)
+            self._port_learned = True
+
     def test_client(self, **kwargs):
-        """An in-process client (starlette's), as connexion's apps give."""
+        """An in-process client (starlette's), as connexion's apps give; its requests name the host
+        ``localhost``, one the admin API answers to (http/admin_guard.py), not starlette's ``testserver``."""
+        kwargs.setdefault("base_url", "http://localhost")
         import warnings
 
         with warnings.catch_warnings():  # starlette's advice to its own users, noise in a test report

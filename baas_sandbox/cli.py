@@ -28,6 +28,7 @@ ENVIRONMENT = """\
 environment variables:
   BAAS_SANDBOX_MASTER_KEY  32 bytes in base64: the AES-256-GCM key that encrypts provider keys
                            (default: a new key at each start; the sandbox keeps no state across restarts)
+  BAAS_SANDBOX_ADMIN_TOKEN the admin API's bearer token, as --admin-token (default: none)
   XDG_CACHE_HOME           where the fingerprints of specs found valid are kept, to skip the check at the
                            next start (default ~/.cache; baas-sandbox/valid-specs inside it)
 """
@@ -108,6 +109,15 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
                        help="how long a webhook receiver has to answer")
     serve.add_argument("--webhook-allowed-hosts", default=",".join(LOOPBACK_HOSTS), metavar="HOST,HOST",
                        help="hosts webhooks may be sent to, '*' for any")
+    serve.add_argument("--allowed-hosts", default="", metavar="HOST,HOST",
+                       help="more names the admin API answers to (its Host header), '*' for any "
+                            "(default: localhost, 127.0.0.1, ::1 and --host)%(default).0s")
+    serve.add_argument("--admin-token", default=None, metavar="TOKEN",
+                       help="bearer token the admin API requires; needed to serve on a non-loopback --host "
+                            "(default: $BAAS_SANDBOX_ADMIN_TOKEN, else none)%(default).0s")
+    serve.add_argument("--no-admin-auth", action="store_true",
+                       help="serve a non-loopback --host without an admin token, on a private network only "
+                            "(default: off)%(default).0s")
     serve.add_argument("--validate-responses", action="store_true",
                        help="check every answer against the spec (a violation answers 500; default: off)%(default).0s")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
@@ -132,6 +142,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from baas_sandbox import admin_access
+
+    admin_token = admin_access.token_from(args.admin_token)
+    problem = admin_access.startup_problem(args.host, admin_token, args.no_admin_auth)
+    if problem is not None:
+        print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
+        return CANNOT_START
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
     from baas_sandbox.adapters.vault import MasterKeyError
@@ -142,6 +159,11 @@ def serve(args: argparse.Namespace) -> int:
     from baas_sandbox.services.sandbox import Settings
     from baas_sandbox.spec import SpecError
 
+    try:  # bound first: a port in use is said at once, and the app learns the port it serves on
+        sock = listen(args.host, args.port)
+    except ListenError as exc:
+        print(f"baas-sandbox: cannot start: {exc}", file=sys.stderr)
+        return CANNOT_START
     settings = Settings(
         fixtures_dir=args.fixtures,
         activation_delay=args.activation_delay,
@@ -158,19 +180,20 @@ def serve(args: argparse.Namespace) -> int:
         collect_when_idle=True,  # this process serves one sandbox: its garbage collection is ours to set
         webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
                                     if h.strip()),
+        allowed_hosts=admin_access.allowed_hosts(args.host, args.allowed_hosts),
+        admin_token=admin_token,
+        listen_port=sock.getsockname()[1],
     )
     try:
         app = create_app(settings)
     except (SpecError, FileProblem, UnknownScenario, MasterKeyError) as exc:
         for problem in getattr(exc, "problems", [exc]):  # a fixture's problems: all of them, a line each
             print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
+        sock.close()
         return CANNOT_START
-    try:
-        sock = listen(args.host, args.port)
-    except ListenError as exc:
-        print(f"baas-sandbox: cannot start: {exc}", file=sys.stderr)
-        return CANNOT_START
-    run(app, sock, log_level=args.log_level, graceful_shutdown=GRACEFUL_SHUTDOWN)
+    warning = admin_access.banner_warning(args.host, sock.getsockname()[1], admin_token, args.no_admin_auth)
+    run(app, sock, log_level=args.log_level, graceful_shutdown=GRACEFUL_SHUTDOWN,
+        notes=[warning] if warning else [])
     return 0
 
 

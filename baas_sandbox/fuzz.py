@@ -13,6 +13,11 @@ exit status is the verdict, and nothing here depends on its Python API, which ch
 The run is not read-only: it creates keys and accounts, and the admin API it fuzzes resets the
 sandbox and switches scenarios. So it resets the sandbox first, switches every scenario off (an
 injected fault is not a contract breach), and resets it again at the end.
+
+A sandbox with an admin token (``BAAS_SANDBOX_ADMIN_TOKEN``, which a sandbox started here inherits)
+gets it on every admin request. schemathesis reads it from the environment through a copy of
+``schemathesis.toml`` (``${BAAS_SANDBOX_ADMIN_TOKEN}``: never on a command line), whose printed
+requests then mask ``Authorization`` (CI logs are read by many).
 """
 
 from __future__ import annotations
@@ -152,12 +157,15 @@ def run_all(command: list[str], base_url: str, args: argparse.Namespace) -> list
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="baas-sandbox-fuzz-") as workdir:
+        config = CONFIG_FILE
+        if admin_token():
+            config = config_with_admin_token(Path(workdir) / CONFIG_FILE.name)
         statuses, reports = [], []
         for target in TARGETS:
             junit = Path(workdir) / f"{target.name}.xml"
             print(f"\n== contract run: spec/{target.spec} against {base_url}{target.base_path} "
                   f"(seed {args.seed}, {args.max_examples} examples, phases {args.phases})", flush=True)
-            statuses.append(subprocess.call(run_command(command, target, base_url, args, junit)))
+            statuses.append(subprocess.call(run_command(command, target, base_url, args, junit, config)))
             reports.append((target, junit))
         if args.report is not None:
             merge_junit(reports, args.report)
@@ -168,9 +176,9 @@ def run_all(command: list[str], base_url: str, args: argparse.Namespace) -> list
 
 
 def run_command(command: list[str], target: Target, base_url: str, args: argparse.Namespace,
-                junit: Path) -> list[str]:
+                junit: Path, config_file: Path = CONFIG_FILE) -> list[str]:
     """``schemathesis run`` for one spec; ``schemathesis.toml`` is named so any working folder will do."""
-    config = ["--config-file", str(CONFIG_FILE)] if CONFIG_FILE.is_file() else []
+    config = ["--config-file", str(config_file)] if config_file.is_file() else []
     return [
         *command, *config, "run", str(SPEC_DIR / target.spec),
         "--url", base_url + target.base_path,
@@ -219,6 +227,54 @@ def junit_suites(target: Target, path: Path) -> list[ET.Element]:
         case = ET.SubElement(suite, "testcase", name="schemathesis run")
         ET.SubElement(case, "error", message=f"no report for spec/{target.spec}: {exc}")
         return [suite]
+
+
+# --- the admin token ----------------------------------------------------------------------------
+
+#: The environment variable of the admin token (``baas_sandbox.admin_access``; not imported: start-up time).
+ADMIN_TOKEN_VARIABLE = "BAAS_SANDBOX_ADMIN_TOKEN"
+ADMIN_PROJECT_TITLE = "baas-sandbox — sandbox control"
+#: Appended to the copy of schemathesis.toml: a table of the file's last project, the admin spec's.
+ADMIN_HEADERS = f'''
+[project.headers]
+Authorization = "Bearer ${{{ADMIN_TOKEN_VARIABLE}}}"
+'''
+SANITIZATION_OFF = "[output.sanitization]\nenabled = false\n"
+SANITIZE_AUTHORIZATION = ('[output.sanitization]\nenabled = true\nkeys-to-sanitize = ["authorization"]\n'
+                          'sensitive-markers = ["authorization"]\n')
+
+
+#: The admin guard's refusals of the run's first request (baas_sandbox/http/admin_guard.py), and what to do.
+GUARD_REFUSALS = {
+    401: f"its admin API wants a token: set {ADMIN_TOKEN_VARIABLE} to it",
+    421: "it does not answer to this host name: start it with --allowed-hosts naming it",
+}
+
+
+def admin_token() -> str | None:
+    return os.environ.get(ADMIN_TOKEN_VARIABLE) or None
+
+
+def admin_headers() -> dict[str, str]:
+    token = admin_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def config_with_admin_token(path: Path) -> Path:
+    """A copy of schemathesis.toml whose admin project sends the token (read from the environment
+    by schemathesis) and whose output masks ``Authorization``; checked, so a reshaped file fails here."""
+    import tomllib
+
+    text = CONFIG_FILE.read_text(encoding="utf-8")
+    text = text.replace(SANITIZATION_OFF, SANITIZE_AUTHORIZATION) + ADMIN_HEADERS
+    config = tomllib.loads(text)
+    last = config.get("project", [{}])[-1]
+    if (config.get("output", {}).get("sanitization", {}).get("enabled") is not True
+            or last.get("title") != ADMIN_PROJECT_TITLE or "headers" not in last):
+        raise CannotRun(f"{CONFIG_FILE.name} changed shape: cannot add the admin token to it "
+                        "(see config_with_admin_token in baas_sandbox/fuzz.py)")
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 # --- the sandbox under test ---------------------------------------------------------------------
@@ -307,8 +363,15 @@ def wait_until_up(base_url: str, *, timeout: float, alive: Callable[[], bool]) -
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"{base_url}/__admin/scenarios", timeout=2):
+            probe = urllib.request.Request(f"{base_url}/__admin/scenarios", headers=admin_headers())
+            with urllib.request.urlopen(probe, timeout=2):
                 return
+        except urllib.error.HTTPError as exc:
+            if exc.code in GUARD_REFUSALS:  # it answers, and refuses: waiting will not change that
+                raise CannotRun(f"{base_url} refused the run: {GUARD_REFUSALS[exc.code]}") from None
+            if not alive() or time.monotonic() > deadline:
+                raise CannotRun(f"no sandbox answers at {base_url}: {exc}") from None
+            time.sleep(0.1)
         except (urllib.error.URLError, OSError) as exc:
             if not alive():
                 raise CannotRun("the sandbox stopped before answering (its log is above)") from None
@@ -353,7 +416,7 @@ def request(base_url: str, method: str, path: str, body: dict | None) -> None:
     import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
-    headers = {} if body is None else {"Content-Type": "application/json"}
+    headers = admin_headers() | ({} if body is None else {"Content-Type": "application/json"})
     req = urllib.request.Request(base_url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT):

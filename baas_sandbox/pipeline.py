@@ -25,6 +25,7 @@ from starlette.middleware.cors import CORSMiddleware
 from baas_sandbox import handlers
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import compiled, errors
+from baas_sandbox.http.admin_guard import AdminGuard
 from baas_sandbox.http.context import BindSandbox
 from baas_sandbox.http.faults import RememberConnection
 from baas_sandbox.http.journal import RecordRequests
@@ -67,6 +68,10 @@ def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
     app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        allow_origin_regex=settings.cors_origin_regex, allow_methods=["*"],
                        allow_headers=["*"], expose_headers=[TRACKING_HEADER])
+    # Inside CORS (a refusal an allowed origin can read; preflights answered before), before anything else.
+    app.add_middleware(AdminGuard, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       allowed_hosts=settings.allowed_hosts, origin_regex=settings.cors_origin_regex,
+                       admin_token=settings.admin_token)
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     app.add_middleware(NoTrailingSlash, position=MiddlewarePosition.BEFORE_EXCEPTION)

@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,9 @@ class BaasSandbox:
     tokens: dict[str, str]
     #: The tenant used when none is named: the fixtures' first (``org-a``).
     default_tenant: str
+    #: The admin API's token, when the server has one (``@pytest.mark.baas_sandbox(admin_token=...)``):
+    #: the helpers send it on ``/__admin``.
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def admin_url(self) -> str:
@@ -248,7 +251,10 @@ class BaasSandbox:
 
         Raises ``SandboxError`` with the status and body for any answer other than 2xx.
         """
-        headers = self.headers(tenant) if not path.startswith("/__admin") else {}
+        if not path.startswith("/__admin"):
+            headers = self.headers(tenant)
+        else:
+            headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -318,7 +324,8 @@ def baas_sandbox(request: pytest.FixtureRequest, pytestconfig: pytest.Config) ->
         else:
             server = stack.enter_context(running(session_settings(pytestconfig) | marker_settings(marker)))
         tokens = tenant_tokens(server.settings.get("fixtures_dir", DEFAULT_FIXTURES))
-        sandbox = BaasSandbox(url=server.url, tokens=tokens, default_tenant=next(iter(tokens)))
+        sandbox = BaasSandbox(url=server.url, tokens=tokens, default_tenant=next(iter(tokens)),
+                              admin_token=server.settings.get("admin_token"))
         if marker is None:
             sandbox.reset()
         yield sandbox

@@ -59,24 +59,24 @@ def url_of(sock: socket.socket) -> str:
 class _AnnouncingServer(uvicorn.Server):
     """uvicorn's server, printing the banner once it answers (after the app's start-up)."""
 
-    def __init__(self, config: uvicorn.Config, url: str) -> None:
+    def __init__(self, config: uvicorn.Config, url: str, notes: list[str]) -> None:
         super().__init__(config)
-        self.url = url
+        self.url, self.notes = url, notes
 
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         if self.started:
-            print(BANNER.format(url=self.url), file=sys.stderr, flush=True)
+            print("\n".join([BANNER.format(url=self.url), *self.notes]), file=sys.stderr, flush=True)
 
 
-def run(app, sock: socket.socket, *, log_level: str, graceful_shutdown: float) -> None:
-    """Serve ``app`` on ``sock`` until interrupted."""
+def run(app, sock: socket.socket, *, log_level: str, graceful_shutdown: float, notes: list[str] = ()) -> None:
+    """Serve ``app`` on ``sock`` until interrupted; ``notes`` are printed after the banner (warnings)."""
     # The access log is written at INFO: above that level uvicorn would format each line for nothing.
     access_log = log_level in ("trace", "debug", "info")
     # Open event streams never end by themselves: bound the wait for them when stopping.
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
                             timeout_graceful_shutdown=graceful_shutdown, **uvicorn_options())
-    _AnnouncingServer(config, url_of(sock)).run(sockets=[sock])
+    _AnnouncingServer(config, url_of(sock), list(notes)).run(sockets=[sock])
 
 
 class _HeadHoldingTransport:

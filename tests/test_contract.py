@@ -6,10 +6,12 @@ import schemathesis
 from hypothesis import settings
 
 from baas_sandbox.app import create_app
-from baas_sandbox.defaults import SPEC_DIR
+from baas_sandbox.defaults import LOOPBACK_HOSTS, SPEC_DIR
 from baas_sandbox.services.sandbox import Settings
 
-APP = create_app(Settings(activation_delay=0.05, validate_responses=True))
+# schemathesis's in-process client calls itself "testserver": a name the admin API must answer to.
+APP = create_app(Settings(activation_delay=0.05, validate_responses=True,
+                          allowed_hosts=(*LOOPBACK_HOSTS, "testserver")))
 # The settings `baas-sandbox fuzz` uses too (the token, the fixture accounts, the statuses business
 # rules may answer), named explicitly: schemathesis would only discover them in the working folder.
 CONFIG = schemathesis.config.SchemathesisConfig.from_path(SPEC_DIR / "schemathesis.toml")

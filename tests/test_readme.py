@@ -147,6 +147,8 @@ TRIGGERS = {
     "2FA000410": _expired_code,
     "SBX000400": lambda c: create_key(c, SEED_ACCOUNT, "cnpj", "09080702000100"),
     "SBX000401": lambda c: c.get("/baas/pix/keys", params={"account_key": SEED_ACCOUNT}),
+    "SBX000403": lambda c: c.post("/__admin/reset", headers={"Origin": "https://evil.example"}),
+    "SBX000421": lambda c: c.get("/__admin/accounts", headers={"Host": "evil.example"}),
     "SBX000404": lambda c: c.get("/baas/pix/nothing-here", headers=ORG_A),
     "SBX000405": lambda c: c.delete("/baas/pix/keys", headers=ORG_A),
     "SBX000415": lambda c: c.post("/baas/pix/keys", content=b"account_key=x", headers=ORG_A | {"Content-Type": "text/plain"}),

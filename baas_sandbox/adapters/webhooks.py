@@ -21,9 +21,11 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from baas_sandbox.adapters.own_address import targets_own_port
 from baas_sandbox.clock import utcnow
 from baas_sandbox.domain.model import timestamp
 
@@ -91,8 +93,9 @@ class Delivery:
 
 
 def subscription_problem(url: str, events: list[str], known_events: frozenset[str],
-                         allowed_hosts: tuple[str, ...]) -> tuple[str, str] | None:
-    """(field, problem) when a subscription cannot be accepted, else None."""
+                         allowed_hosts: tuple[str, ...], own_ports: Collection[int] = ()) -> tuple[str, str] | None:
+    """(field, problem) when a subscription cannot be accepted, else None. ``own_ports``: where the
+    sandbox listens (a URL that reaches it is refused: ``own_address``)."""
     unknown = [name for name in events if name not in known_events]
     if unknown:
         return "events", (f"unknown {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known_events))})")
@@ -105,6 +108,9 @@ def subscription_problem(url: str, events: list[str], known_events: frozenset[st
     if "*" not in allowed_hosts and host not in allowed_hosts:
         return "url", (f"host {host!r} is not allowed (allowed: {', '.join(allowed_hosts)}; "
                        "start the sandbox with --webhook-allowed-hosts to add one)")
+    own = targets_own_port(url, own_ports)
+    if own is not None:
+        return "url", own
     return None
 
 
@@ -113,8 +119,12 @@ def sign(secret: str, sent_at: str, body: bytes) -> str:
 
 
 class WebhookDispatcher:
-    def __init__(self, policy: DeliveryPolicy, seed: int | None = None) -> None:
+    def __init__(self, policy: DeliveryPolicy, seed: int | None = None,
+                 refused: Callable[[str], str | None] = lambda _url: None) -> None:
         self.policy = policy
+        #: Why a URL must not be sent to now (it reaches the sandbox itself), checked again before each
+        #: delivery: a subscription may predate what the sandbox learned of its own port.
+        self._refused = refused
         self._rng = random.Random(seed)
         self._subscriptions: dict[str, Subscription] = {}
         self._deliveries: OrderedDict[str, Delivery] = OrderedDict()
@@ -200,6 +210,12 @@ class WebhookDispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         payload = json.dumps(delivery.body, ensure_ascii=False, separators=(",", ":")).encode()
+        refused = await asyncio.to_thread(self._refused, delivery.url)  # may resolve a name: off the loop
+        if refused is not None:
+            delivery.attempts.append(Attempt(timestamp(utcnow()), None, f"not sent: the URL {refused}", 0.0))
+            delivery.state = "failed"
+            logger.warning("webhook %s to %s not sent: the URL %s", delivery.id, delivery.url, refused)
+            return
         for attempt in range(1, self.policy.max_attempts + 1):
             if attempt > 1:
                 await asyncio.sleep(self.policy.delay_before(attempt, self._rng))

@@ -59,6 +59,7 @@ _SANDBOX_PROBLEMS = {
     404: ("SBX000404", "Not Found", "Not Found", "Não encontrado"),
     405: ("SBX000405", "Method Not Allowed", "Method Not Allowed", "Método não permitido"),
     415: ("SBX000415", "Unsupported Media Type", "Unsupported Media Type", "Tipo de mídia não suportado"),
+    421: ("SBX000421", "Misdirected Request", "Misdirected Request", "Requisição mal direcionada"),
     500: ("SBX000500", "Internal Server Error", "Internal sandbox error", "Erro interno do sandbox"),
 }
 

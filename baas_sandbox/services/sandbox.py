@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.adapters.broadcast import Broadcaster
 from baas_sandbox.adapters.fixtures import FixtureError, Fixtures
+from baas_sandbox.adapters.own_address import targets_own_port
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.adapters.webhooks import (
@@ -61,9 +62,17 @@ class Settings:
     webhook_timeout: float = 5.0
     #: Hosts webhooks may be sent to ("*": any); by default this machine only.
     webhook_allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    #: The names the admin API answers to (its ``Host``; "*": any): DNS rebinding (http/admin_guard.py).
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    #: The admin API's bearer token; None: none needed (loopback, or ``--no-admin-auth``). Never shown.
+    admin_token: str | None = field(default=None, repr=False)
+    #: The port the server listens on, when known before it starts (the CLI's ``--port``); the app
+    #: also learns it from its first request. Webhooks may not point there (adapters/own_address.py).
+    listen_port: int | None = None
 
-    def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
-        return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts)
+    def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
+        ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
+        return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts, ports)
 
     @property
     def scenarios_dir(self) -> Path:
@@ -85,9 +94,12 @@ class Sandbox:
         self.clock = clock
         self.scheduler = Scheduler()
         self.live = Broadcaster()
+        #: The ports this sandbox listens on (``Settings.listen_port``, and what its requests tell).
+        self.own_ports: set[int] = {settings.listen_port} if settings.listen_port else set()
         self.webhooks = WebhookDispatcher(
             DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout),
             seed=settings.seed,
+            refused=lambda url: targets_own_port(url, self.own_ports),
         )
         # Made once: a reset keeps their ids and secrets, so a receiver set up from them keeps working.
         self._fixture_subscriptions = [
@@ -100,6 +112,10 @@ class Sandbox:
             events.CredentialSaved: [self._log_credential],
         }
         self.reset()
+
+    def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
+        """Why a subscription cannot be accepted (``Settings.subscription_problem``, this sandbox's ports)."""
+        return self.settings.subscription_problem(entry, self.own_ports)
 
     def reset(self) -> None:
         self.scheduler.cancel_all()
