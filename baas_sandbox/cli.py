@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
                        help="delay from a pending key request to the DICT decision (default 1)")
     serve.add_argument("--code-ttl", type=float, default=600.0, metavar="SECONDS",
                        help="how long a verification code stays valid (default 600)")
+    serve.add_argument("--validation-window", type=float, default=3600.0, metavar="SECONDS",
+                       help="how long an email or phone key request waits for its code before it is "
+                            "rejected and its key freed (default 3600)")
     serve.add_argument("--cors-origin-regex", default=LOCAL_ORIGINS,
                        help="browser origins allowed by CORS (default: any localhost port)")
     serve.add_argument("--scenario", action="append", default=[], metavar="NAME",
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         fixtures_dir=args.fixtures,
         activation_delay=args.activation_delay,
         code_ttl=args.code_ttl,
+        validation_window=args.validation_window,
         validate_responses=args.validate_responses,
         cors_origin_regex=args.cors_origin_regex,
         scenarios=args.scenario,

@@ -61,6 +61,8 @@ class Settings:
     webhook_timeout: float = 5.0
     #: Hosts webhooks may be sent to ("*": any); by default this machine only.
     webhook_allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    #: Seconds an email or phone key request waits for its code before it is rejected (key freed).
+    validation_window: float = 3600.0
 
     def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
         return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts)
