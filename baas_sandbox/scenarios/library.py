@@ -73,8 +73,8 @@ class ScenarioLibrary:
                 except Exception as exc:  # noqa: BLE001 - whatever breaks, one file must not stop the rest
                     if not isinstance(exc, ScenarioError):
                         exc = ScenarioError(path, None, "", f"cannot be loaded ({type(exc).__name__}: {exc})")
-                    if strict:
-                        raise
+                    if strict:  # the located ScenarioError, so that start-up ends with its message (exit 2)
+                        raise exc
                     self._problems[path.stem] = str(exc)
                     kept = "keeping the last good version" if path.stem in self._scenarios else "not loaded"
                     logger.warning("scenario %s refused (%s): %s", path.stem, kept, exc)
