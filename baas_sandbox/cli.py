@@ -89,6 +89,9 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
                        help="delay from a pending key request to the DICT decision")
     serve.add_argument("--code-ttl", type=non_negative(float), default=600.0, metavar="SECONDS",
                        help="how long a verification code stays valid")
+    serve.add_argument("--validation-window", type=non_negative(float), default=3600.0, metavar="SECONDS",
+                       help="how long an email or phone key request waits for its code before it is "
+                            "rejected and its key freed")
     serve.add_argument("--cors-origin-regex", default=LOCAL_ORIGINS, metavar="REGEX",
                        help="browser origins allowed by CORS (default: any port of this machine)%(default).0s")
     serve.add_argument("--scenario", action="append", default=[], metavar="NAME",
@@ -168,6 +171,7 @@ def serve(args: argparse.Namespace) -> int:
         fixtures_dir=args.fixtures,
         activation_delay=args.activation_delay,
         code_ttl=args.code_ttl,
+        validation_window=args.validation_window,
         validate_responses=args.validate_responses,
         cors_origin_regex=args.cors_origin_regex,
         scenarios=args.scenario,

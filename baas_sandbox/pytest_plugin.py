@@ -298,9 +298,9 @@ def new_document(person_type: str, *, dict_rejects: bool = False) -> str:
 
 def tenant_tokens(fixtures_dir: Path) -> dict[str, str]:
     """``{tenant: token}`` in the order of ``tenants.yaml``, the sandbox's own source of tokens."""
-    import yaml
+    from baas_sandbox.adapters.yamlfile import YamlDocument  # the sandbox's loader, with its limits
 
-    document = yaml.safe_load((Path(fixtures_dir) / "tenants.yaml").read_text(encoding="utf-8"))
+    document = YamlDocument(Path(fixtures_dir) / "tenants.yaml").data
     return {tenant["name"]: tenant["token"] for tenant in document["tenants"]}
 
 

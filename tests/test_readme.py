@@ -108,6 +108,14 @@ def _sixth_key(client):
     return create_key(client, NATURAL_ACCOUNT, "random_key")
 
 
+def _fifth_wrong_code(client):
+    request_key = _email_request(client)
+    wrong = f"{(int(latest_code(client, request_key)) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        assert _twofa(client, request_key, wrong).json()["code"] == "2FA000400"
+    return _twofa(client, request_key, wrong)
+
+
 def _expired_code(client):
     request_key = _email_request(client)
     code = latest_code(client, request_key)
@@ -145,6 +153,7 @@ TRIGGERS = {
     "2FA000400": _wrong_code,
     "2FA000403": _accepted_code_again,
     "2FA000410": _expired_code,
+    "2FA000429": _fifth_wrong_code,
     "SBX000400": lambda c: create_key(c, SEED_ACCOUNT, "cnpj", "09080702000100"),
     "SBX000401": lambda c: c.get("/baas/pix/keys", params={"account_key": SEED_ACCOUNT}),
     "SBX000403": lambda c: c.post("/__admin/reset", headers={"Origin": "https://evil.example"}),

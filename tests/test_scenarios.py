@@ -5,6 +5,7 @@ Faults can only be seen by a real client on a real connection, so these tests ta
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from baas_sandbox.scenarios.library import UnknownScenario
 from baas_sandbox.scenarios.loader import ScenarioError
 from baas_sandbox.services.sandbox import DEFAULT_FIXTURES, Settings
 from tests.conftest import live_server
-from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, SEED_CNPJ, wait_until
+from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, SEED_CNPJ, billion_laughs, nested, wait_until
 
 CREDENTIALS = "/banking-auth/v1/credentials"
 SEED_001 = {"key": "Tc84Hi3CRyAHFBNIvbc8CuSuvHuGibjf", "provider": "BTG", "type": "PIX",
@@ -485,6 +486,28 @@ def test_a_broken_edit_keeps_the_last_good_version(sandbox_client, tmp_path, cap
         assert "live.yaml:5" in scenario()["problem"]
         assert save_credential(client).status_code == 502  # the last good version still applies
     assert "scenario live refused (keeping the last good version)" in caplog.text
+
+
+def test_a_file_that_would_explode_is_refused_at_hot_reload_and_the_last_good_version_kept(sandbox_client,
+                                                                                         tmp_path):
+    """Red team, reproduction 10: a billion laughs dropped into the folder of a running sandbox grew it
+    by gigabytes at 100 % CPU until it stopped answering."""
+    directory = fixtures_with(tmp_path, live=outage_rule())
+    with sandbox_client(fixtures_dir=directory, scenarios=["live"]) as (client, _):
+        time.sleep(0.1)  # a later modification time than the first version's
+        (directory / "scenarios" / "live.yaml").write_text(billion_laughs("description: laughs"))
+        (directory / "scenarios" / "deep.yaml").write_text(nested(5000))
+        described = lambda: client.get("/__admin/scenarios").json()  # noqa: E731
+        wait_until(lambda: described()["scenarios"][0]["problem"] and described()["refused"], timeout=3.0)
+        answer = save_credential(client)
+        scenarios = described()
+
+    [live] = scenarios["scenarios"]
+    assert re.search(r"live\.yaml:6: aliases expand to more than 10,000 values", live["problem"]), live
+    assert live["active"] and answer.status_code == 502  # the last good version still applies
+    [deep] = scenarios["refused"]
+    assert deep["name"] == "deep"
+    assert re.search(r"deep\.yaml:1: values are nested more than 64 levels deep", deep["problem"]), deep
 
 
 # -- refusing bad files ---------------------------------------------------------------------------

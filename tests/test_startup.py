@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from baas_sandbox.adapters.fixtures import FixtureError
 from baas_sandbox.app import create_app
 from baas_sandbox.services.sandbox import DEFAULT_FIXTURES, Settings
 from baas_sandbox.spec import SPEC_DIR, SpecError
+from tests.helpers import billion_laughs, nested
 
 BAAS_SANDBOX = str(Path(sys.executable).with_name("baas-sandbox"))
 
@@ -129,6 +131,48 @@ def test_the_cli_stops_on_a_bad_fixture_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "cannot start" in result.stderr and "accounts.yaml:6" in result.stderr
     assert "Warning" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def serve_refused(fixtures: Path) -> subprocess.CompletedProcess:
+    """``baas-sandbox serve --fixtures`` expected to stop at start-up; its address space is bounded
+    (2 GiB), so a file that explodes makes it fail, not the machine."""
+    import resource
+
+    def bounded() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    return subprocess.run([BAAS_SANDBOX, "serve", "--fixtures", str(fixtures), "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=60, preexec_fn=bounded)
+
+
+def padded_accounts() -> str:
+    """A valid accounts file made larger than the limit (1 MiB) by comments."""
+    return (DEFAULT_FIXTURES / "accounts.yaml").read_text() + "# padding\n" * 110_000
+
+
+@pytest.mark.parametrize(("file", "text", "expected"), [
+    pytest.param("scenarios/laughs.yaml", billion_laughs("description: a billion laughs"),
+                 r"scenarios/laughs\.yaml:6: aliases expand to more than 10,000 values", id="scenario-billion-laughs"),
+    pytest.param("scenarios/deep.yaml", nested(5000),
+                 r"scenarios/deep\.yaml:1: values are nested more than 64 levels deep", id="scenario-5000-deep"),
+    pytest.param("webhooks.yaml", billion_laughs(), r"webhooks\.yaml:5: aliases expand", id="webhooks-billion-laughs"),
+    pytest.param("tenants.yaml", "tenants: &t\n  - *t\n", r"tenants\.yaml:2: the alias \*t is inside the value",
+                 id="tenants-recursive-alias"),
+    pytest.param("accounts.yaml", padded_accounts(), r"accounts\.yaml:\d+: the file is larger than 1,048,576 bytes",
+                 id="accounts-too-large"),
+])
+def test_a_yaml_file_that_would_explode_stops_start_up_with_file_line_and_reason(tmp_path, file, text, expected):
+    """Red team, reproductions 10 and 11: a billion laughs was a MemoryError after 25 s, 5,000 levels
+    a RecursionError traceback (exit 1). The same limits hold for every file the sandbox reads."""
+    fixtures = fixture_dir(tmp_path)
+    (fixtures / "scenarios").mkdir()
+    (fixtures / file).write_text(text)
+
+    result = serve_refused(fixtures)
+
+    assert result.returncode == 2, result.stderr
+    assert re.search(r"baas-sandbox: cannot start: \S*" + expected, result.stderr), result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -1,7 +1,9 @@
 """YAML files that remember the line of every value, so a problem names file, line and field.
 
 Fixtures and scenario files are edited by hand by QA and frontend engineers: a refusal must say
-where, not dump a stack trace.
+where, not dump a stack trace. They are also hostile input (a file dropped into a watched folder):
+a file too large, nested too deep or whose aliases expand too far ("billion laughs") is refused
+with a reason before it can take the memory, the CPU or the stack of the running sandbox.
 """
 
 from __future__ import annotations
@@ -10,6 +12,14 @@ from pathlib import Path
 
 import jsonschema_rs
 import yaml
+
+#: The limits of a hand-edited file; each far above what a real fixture or scenario needs.
+#: Bytes a file may have (~3,000 fixture accounts; more come from ``POST /__admin/accounts``).
+MAX_FILE_BYTES = 1024 * 1024
+#: Levels of nested mappings and lists (the shipped files use 6).
+MAX_DEPTH = 64
+#: Values that aliases (``*name``) may add in all, each alias counting the values of what it names.
+MAX_ALIAS_VALUES = 10_000
 
 
 class FileProblem(Exception):
@@ -41,13 +51,16 @@ class YamlDocument:
     def __init__(self, path: Path, problem: type[FileProblem] = FileProblem) -> None:
         self.path, self._problem = path, problem
         try:
-            text = path.read_text(encoding="utf-8")
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            text = _read_bounded(path).decode("utf-8")
+            # Composed within the limits first: only then can a node graph be walked or loaded.
+            node = yaml.compose(text, Loader=_BoundedLoader)
             self.data = yaml.safe_load(text)
         except OSError as exc:
             raise problem(path, None, "", f"cannot be read ({exc.strerror})") from None
         except UnicodeDecodeError as exc:
             raise problem(path, None, "", f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except LimitExceeded as exc:
+            raise problem(path, exc.line, "", exc.reason) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise problem(path, mark.line + 1 if mark else None, "",
@@ -101,3 +114,75 @@ class YamlDocument:
         problems = self.problems(schema)
         if problems:
             raise self._problem.several(problems)
+
+
+class LimitExceeded(yaml.YAMLError):
+    """A file over one of the limits above, at ``line`` (1-based)."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes; ``LimitExceeded`` past ``MAX_FILE_BYTES``, without reading further."""
+    with path.open("rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise LimitExceeded(data.count(b"\n", 0, MAX_FILE_BYTES) + 1,
+                            f"the file is larger than {MAX_FILE_BYTES:,} bytes (the limit for a YAML file)")
+    return data
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe composer, stopped at the depth and alias limits.
+
+    PyYAML has no such limits. Its composer is recursive (a file nested thousands of levels deep
+    exhausts the stack) and shares an aliased node instead of copying it, so the node graph stays
+    small while anything that walks it as a tree (the line index below, the schema checks) expands
+    every alias: nine lines of nested aliases become a billion values. ``compose_node`` is where
+    PyYAML composes each node, so each node is counted there, before its children exist. Only the
+    composition is bounded: once it passed, ``yaml.safe_load`` builds the same, bounded, document.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliased = 0
+        # The values of each composed node once expanded (aliases included), by id(): the node graph
+        # keeps every node alive while the document is composed.
+        self._values: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # else PyYAML's own error: an undefined alias
+                values = self._values.get(id(target))
+                if values is None:
+                    raise LimitExceeded(line, f"the alias *{event.anchor} is inside the value it refers to "
+                                              "(a recursive structure)")
+                self._aliased += values
+                if self._aliased > MAX_ALIAS_VALUES:
+                    raise LimitExceeded(line, f"aliases expand to more than {MAX_ALIAS_VALUES:,} values "
+                                              "(the limit for a YAML file)")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise LimitExceeded(line, f"values are nested more than {MAX_DEPTH} levels deep "
+                                      "(the limit for a YAML file)")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._values[id(node)] = 1 + sum(self._values.get(id(child), 1) for child in _children(node))
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    return []

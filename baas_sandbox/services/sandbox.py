@@ -69,6 +69,8 @@ class Settings:
     #: The port the server listens on, when known before it starts (the CLI's ``--port``); the app
     #: also learns it from its first request. Webhooks may not point there (adapters/own_address.py).
     listen_port: int | None = None
+    #: Seconds an email or phone key request waits for its code before it is rejected (key freed).
+    validation_window: float = 3600.0
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
