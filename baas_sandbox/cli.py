@@ -10,7 +10,14 @@ import warnings
 from pathlib import Path
 
 from baas_sandbox import fuzz
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
+from baas_sandbox.defaults import (
+    DEFAULT_FIXTURES,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_CONNECTIONS,
+    LOCAL_ORIGINS,
+    LOOPBACK_HOSTS,
+)
 
 GRACEFUL_SHUTDOWN = 2.0  # seconds
 
@@ -49,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
                        help="hosts webhooks may be sent to, '*' for any (default: this machine only)")
     serve.add_argument("--validate-responses", action="store_true",
                        help="check every response against the spec (a violation answers 500)")
+    serve.add_argument("--max-body-size", type=int, default=DEFAULT_MAX_BODY_SIZE, metavar="BYTES",
+                       help="largest request body accepted; past it 413 SBX000413 (default 1048576: 1 MiB)")
+    serve.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
+                       help="time a client has to send a request's headers before the connection is "
+                            "closed (default 10)")
+    serve.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                       help="open connections served at once; past it 503 SBX000503 (default 1000)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     fuzz.add_parser(commands)
     return root
@@ -82,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         collect_when_idle=True,  # this process serves one sandbox: its garbage collection is ours to set
         webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
                                     if h.strip()),
+        max_body_size=args.max_body_size,
     )
     try:
         app = create_app(settings)
@@ -99,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     # The access log is written at INFO: above that level uvicorn would format each line for nothing.
     access_log = args.log_level in ("trace", "debug", "info")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=access_log,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, **uvicorn_options())
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+                **uvicorn_options(header_timeout=args.header_timeout, max_connections=args.max_connections))
     return 0
 
 

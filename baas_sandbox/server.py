@@ -1,11 +1,18 @@
-"""How ``baas-sandbox serve`` runs uvicorn: the options chosen by measurement (``python -m bench``).
+"""How ``baas-sandbox serve`` runs uvicorn: the options chosen by measurement (``python -m bench``), and
+the bounds a served sandbox keeps (``--header-timeout``, ``--max-connections``).
 
 ``uvicorn_options()`` is merged into the CLI's ``uvicorn.run(app, host=..., port=..., log_level=...)``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import logging
+from http import HTTPStatus
+
+from baas_sandbox.defaults import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from baas_sandbox.ids import new_id
 
 
 class _HeadHoldingTransport:
@@ -59,30 +66,135 @@ class _HeadHoldingTransport:
         return getattr(self.wrapped, name)
 
 
-def http_protocol():
-    """uvicorn's httptools protocol, writing each response in one write (``_HeadHoldingTransport``);
-    uvicorn's h11 protocol where httptools is missing."""
+class WithoutQueryString(logging.Filter):
+    """uvicorn's access log line without the query string: a token or a secret sent as a query
+    parameter must not land in a log. (uvicorn logs ``client, method, path?query, version, status``.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
+
+
+def hide_query_strings(logger: logging.Logger | None = None) -> None:
+    """Install ``WithoutQueryString`` on uvicorn's access log, once."""
+    logger = logger or logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, WithoutQueryString) for f in logger.filters):
+        logger.addFilter(WithoutQueryString())
+
+
+def _json_answer(status: int, answer, tracking_id: bytes | None) -> bytes:
+    """A whole HTTP/1.1 response closing the connection, for what the protocol answers itself."""
+    payload = answer.body.encode()
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode(), b"content-type: application/json",
+            b"content-length: " + str(len(payload)).encode(), b"connection: close"]
+    if tracking_id is not None:
+        head.append(b"tracking_id: " + tracking_id)
+    return b"\r\n".join(head) + b"\r\n\r\n" + payload
+
+
+async def _busy(scope, receive, send) -> None:
+    """uvicorn's answer past ``limit_concurrency`` (plain text there), in the API's own format."""
+    from baas_sandbox.http.problems import Api, sandbox_problem
+    from baas_sandbox.http.tracking import PRODUCT_PREFIXES
+
+    answer = sandbox_problem(Api.of(scope["path"]), 503, "too many open connections: try again shortly")
+    payload = answer.body.encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+               (b"connection", b"close"), (b"retry-after", b"1")]
+    if scope["path"].startswith(PRODUCT_PREFIXES):
+        given = dict(scope["headers"]).get(b"tracking_id")
+        headers.append((b"tracking_id", given or new_id().encode()))
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def http_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT):
+    """uvicorn's httptools protocol, writing each response in one write (``_HeadHoldingTransport``),
+    with a time limit on reading a request's headers and its own answers in the API's format;
+    uvicorn's h11 protocol where httptools is missing.
+
+    This is the one place that reaches into uvicorn's protocol (its parser callbacks and
+    ``_start_asgi_task``): uvicorn has no public hook for these, and pins nothing about them, so
+    ``tests/test_hostile_server.py`` checks each through a socket.
+    """
     if not _installed("httptools"):
         return "h11"
+    from uvicorn.protocols.http.flow_control import service_unavailable
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class HttpToolsOneWriteProtocol(HttpToolsProtocol):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._header_timer: asyncio.TimerHandle | None = None
+            hide_query_strings(self.access_logger)
+
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(_HeadHoldingTransport(transport))  # type: ignore[arg-type]
+            self._await_headers()
+
+        def connection_lost(self, exc) -> None:
+            self._headers_read()
+            super().connection_lost(exc)
+
+        def on_headers_complete(self) -> None:
+            self._headers_read()
+            super().on_headers_complete()
 
         def on_response_complete(self) -> None:
             self.transport.flush()  # type: ignore[attr-defined]  # a head whose body is never written
+            next_is_read = bool(self.pipeline)  # a pipelined request: its headers are in
             super().on_response_complete()
+            if not next_is_read and not self.transport.is_closing():
+                self._await_headers()
+
+        # -- the header-read timeout: a slow or silent client does not hold a connection forever --
+
+        def _await_headers(self) -> None:
+            self._headers_read()
+            self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _headers_read(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        # -- answers of the protocol itself, in the API's format rather than uvicorn's plain text --
+
+        def send_400_response(self, msg: str) -> None:
+            """A request the parser refuses (a URL or header over its limits, bad syntax)."""
+            from baas_sandbox.http.problems import Api, Violation, invalid_request
+
+            path = self.url.split(b"?", 1)[0].decode("latin-1") if getattr(self, "url", None) else ""
+            answer = invalid_request(Api.of(path), [Violation("(request)", "is not an HTTP request this "
+                                                              "server can read (a URL or a header too long?)")])
+            self._headers_read()
+            self.transport.write(_json_answer(400, answer, None))
+            self.transport.close()
+
+        def _start_asgi_task(self, cycle, app) -> None:
+            super()._start_asgi_task(cycle, _busy if app is service_unavailable else app)
 
     return HttpToolsOneWriteProtocol
 
 
-def uvicorn_options() -> dict:
-    """Options for ``uvicorn.run``; none of them changes what a client sees.
+def uvicorn_options(header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+                    max_connections: int = DEFAULT_MAX_CONNECTIONS) -> dict:
+    """Options for ``uvicorn.run``; only the bounds (``limit_concurrency``, the header-read timeout)
+    change what a client sees, and only past them.
 
     - ``http``: httptools, the C HTTP parser, each response written at once (``http_protocol``); the
       pure-Python h11 parser only where httptools is missing.
     - ``loop``: uvloop; asyncio's own loop only where it is missing (uvloop has no Windows build).
+    - ``limit_concurrency``: ``max_connections``; past it, connections or requests at once, a request
+      is answered 503 (``_busy``) and its connection closed: a flood of clients cannot exhaust the
+      process's file descriptors or memory.
 
     Both come with connexion's ``uvicorn`` extra (``uvicorn[standard]``), and are what uvicorn's
     ``auto`` picks when installed: naming them states the choice, measured on this project
@@ -95,7 +207,8 @@ def uvicorn_options() -> dict:
     win. To prefer the saturated tail, return ``"loop": "asyncio"``.
     """
     return {
-        "http": http_protocol(),
+        "http": http_protocol(header_timeout),
+        "limit_concurrency": max_connections,
         # X-Forwarded-For only rewrites the client address of uvicorn's access log (the sandbox
         # reads no client address), at a cost on every request.
         "proxy_headers": False,

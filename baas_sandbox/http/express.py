@@ -11,7 +11,8 @@ clear cases and hands everything else over, unread body included:
 
 - requests the lane does not serve: other paths or methods, the admin API, a ``Prefer`` or
   ``X-Sandbox-Scenario`` header, an ``Origin`` (CORS), an active scenario, repeated headers or
-  query parameters, another Content-Type than ``application/json``;
+  query parameters, another Content-Type than ``application/json``, a body without a
+  ``Content-Length`` (chunked) or over the body limit (``http/body_limit.py``);
 - requests it cannot accept: no valid bearer token, a body that is not JSON, a parameter or body
   that its validator does not accept. The full pipeline then gives the 400/401 with every
   violation, in the API's own format.
@@ -40,7 +41,8 @@ import jsonschema_rs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baas_sandbox.domain.errors import DomainError
-from baas_sandbox.http import context, tracking
+from baas_sandbox.http import context, json_body, tracking
+from baas_sandbox.defaults import DEFAULT_MAX_BODY_SIZE
 from baas_sandbox.http.bodies import replaying
 from baas_sandbox.http.journal import recorded
 from baas_sandbox.http.problems import Api, domain_error, sandbox_problem
@@ -158,8 +160,9 @@ class ExpressLane:
     """ASGI middleware, outermost: answers what it can, hands the rest to ``app`` (the full pipeline)."""
 
     def __init__(self, app: ASGIApp, sandbox: Sandbox, operations: list[ExpressOperation],
-                 cors_vary: bool, counts: ExpressCounts | None = None) -> None:
-        self.app, self.sandbox = app, sandbox
+                 cors_vary: bool, counts: ExpressCounts | None = None,
+                 max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
+        self.app, self.sandbox, self.max_body_size = app, sandbox, max_body_size
         self.counts = counts if counts is not None else ExpressCounts()
         self._static: dict[tuple[str, str], ExpressOperation] = {}
         self._templated: dict[str, list[ExpressOperation]] = {}
@@ -192,17 +195,30 @@ class ExpressLane:
         body: bytes | None = None  # read: to be replayed if handed over
         try:
             headers = _headers(scope)
+            # Authenticated before the body is read: without a valid token, the full pipeline answers
+            # 401 and the body is never read.
+            token_info = self._token_info(headers) if operation.secured else None
             if operation.body_accepts is not None:
                 if headers.get(b"content-type", b"").strip() != b"application/json":
                     raise _HandOver
+                length = headers.get(b"content-length")
+                if length is None or not length.isdigit() or int(length) > self.max_body_size:
+                    raise _HandOver  # chunked, or over the limit: the full pipeline's body limit
                 body = await _read_body(receive)
-            await self._answer(operation, scope, headers, path_params, body or b"", send)
+            await self._answer(operation, scope, headers, path_params, body or b"", token_info, send)
         except _HandOver:
             self.counts.handed_over += 1
             await self.app(scope, replaying(body, receive) if body is not None else receive, send)
 
+    def _token_info(self, headers: dict[bytes, bytes]) -> dict:
+        sandbox_token = context._current.set(self.sandbox)  # the tokens are the sandbox's
+        try:
+            return _token_info(headers)
+        finally:
+            context._current.reset(sandbox_token)
+
     async def _answer(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
-                      path_params: dict[str, str], raw_body: bytes, send: Send) -> None:
+                      path_params: dict[str, str], raw_body: bytes, token_info: dict | None, send: Send) -> None:
         started, wall = time.perf_counter(), time.time()
         arguments = self._arguments(operation, scope, headers, path_params)
         parsed = _parsed_body(operation, raw_body)
@@ -214,8 +230,8 @@ class ExpressLane:
         sandbox_token = context._current.set(self.sandbox)
         tracking_token = tracking._current.set(tracking_id)
         try:
-            if operation.secured:
-                arguments["token_info"] = _token_info(headers)
+            if token_info is not None:
+                arguments["token_info"] = token_info
             self.counts.answered += 1  # from here on, the lane answers whatever happens
             status, payload = await self._run(operation, scope, arguments)
         finally:
@@ -325,8 +341,8 @@ def _parsed_body(operation: ExpressOperation, raw: bytes) -> Any:
     if not raw:
         raise _HandOver  # required: the full pipeline lists the missing fields; optional: its default
     try:
-        body = json.loads(raw.decode("utf-8"))  # as the full pipeline's body validator reads it
-    except ValueError:  # UnicodeDecodeError is one
+        body = json_body.parse(raw)  # as the full pipeline's body validator reads it
+    except json_body.InvalidJson:  # the full pipeline words the reason
         raise _HandOver from None
     if not operation.body_accepts(body):
         raise _HandOver

@@ -8,7 +8,6 @@ violations; the error layer renders them per API.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from connexion.exceptions import BadRequestProblem
@@ -16,6 +15,7 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 
+from baas_sandbox.http import json_body
 from baas_sandbox.http.problems import Violation
 
 
@@ -144,9 +144,9 @@ class BodyValidator(JSONRequestBodyValidator):
         if not raw:
             return None
         try:
-            return json.loads(raw.decode(self._encoding))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RequestInvalid([Violation("(body)", f"is not valid JSON ({exc})")]) from None
+            return json_body.parse(raw)  # UTF-8 whatever the charset: RFC 8259, 8.1
+        except json_body.InvalidJson as exc:
+            raise RequestInvalid([Violation("(body)", exc.reason)]) from None
 
     def _validate(self, body: Any) -> None:
         if body is None:

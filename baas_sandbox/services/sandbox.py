@@ -18,7 +18,7 @@ from baas_sandbox.adapters.webhooks import (
     subscription_problem,
 )
 from baas_sandbox.clock import utcnow
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
+from baas_sandbox.defaults import DEFAULT_FIXTURES, DEFAULT_MAX_BODY_SIZE, LOCAL_ORIGINS, LOOPBACK_HOSTS
 from baas_sandbox.domain import events
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal
@@ -61,6 +61,8 @@ class Settings:
     webhook_timeout: float = 5.0
     #: Hosts webhooks may be sent to ("*": any); by default this machine only.
     webhook_allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    #: The largest request body accepted, in bytes (413 past it; ``http/body_limit.py``).
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
 
     def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
         return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts)
