@@ -96,7 +96,7 @@ class SandboxApp:
         if settings.express_lane:
             operations = express.compile_operations(
                 specs.product, handlers.resolve,
-                {op.operation_id: op.secret_fields for op in specs.contract.operations.values()},
+                specs.contract.operations,
                 settings.validate_responses)
             # starlette's CORS middleware adds "Vary: Origin" to every answer to a request without
             # an Origin when the allowed origins are a pattern (they always are here).

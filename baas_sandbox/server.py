@@ -99,7 +99,8 @@ async def _busy(scope, receive, send) -> None:
     from baas_sandbox.http.problems import Api, sandbox_problem
     from baas_sandbox.http.tracking import PRODUCT_PREFIXES
 
-    answer = sandbox_problem(Api.of(scope["path"]), 503, "too many open connections: try again shortly")
+    answer = sandbox_problem(Api.of(scope["path"]), 503, "too many open connections: try again shortly",
+                             details_pt="muitas conexões abertas: tente de novo em instantes")
     payload = answer.body.encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                (b"connection", b"close"), (b"retry-after", b"1")]

@@ -44,12 +44,12 @@ from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import context, json_body, tracking
 from baas_sandbox.defaults import DEFAULT_MAX_BODY_SIZE
 from baas_sandbox.http.bodies import replaying
-from baas_sandbox.http.journal import recorded
+from baas_sandbox.http.journal import Redaction, recorded
 from baas_sandbox.http.problems import Api, domain_error, sandbox_problem
 from baas_sandbox.ids import new_id
 from baas_sandbox.security import tenant_from_token
 from baas_sandbox.services.sandbox import Sandbox
-from baas_sandbox.spec import to_json_schema
+from baas_sandbox.spec import Operation, to_json_schema
 
 logger = logging.getLogger("baas_sandbox")
 
@@ -100,12 +100,12 @@ class ExpressOperation:
     #: status -> (the body schema, OpenAPI 3.0), when responses are validated
     responses: dict[int, dict]
     response_accepts: dict[int, Callable[[Any], bool]]
-    secret_fields: frozenset[str]
+    redaction: Redaction  # what the journal keeps of its requests
     pattern: re.Pattern | None  # for templated paths
 
     @classmethod
     def compile(cls, path: str, method: str, operation: dict, path_item: dict, handler: Callable,
-                handler_arguments: frozenset[str], secret_fields: frozenset[str], validate_responses: bool,
+                handler_arguments: frozenset[str], redaction: Redaction, validate_responses: bool,
                 default_security: list | None = None, bearer_scheme: str | None = None) -> "ExpressOperation":
         """``bearer_scheme``: the name of the spec's bearer scheme checked by ``tenant_from_token``."""
         security = operation.get("security", default_security) or []
@@ -141,7 +141,7 @@ class ExpressOperation:
             pattern = re.compile(re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
         return cls(operation["operationId"], method.upper(), path, Api.of(path), handler, tuple(parameters),
                    body_accepts, bool(body and body.get("required")), bool(security),
-                   responses, response_accepts, secret_fields, pattern)
+                   responses, response_accepts, redaction, pattern)
 
 
 @dataclass
@@ -248,7 +248,7 @@ class ExpressLane:
             await send({"type": "http.response.body", "body": payload})
         finally:  # recorded even when the client went away meanwhile, as the full pipeline does
             self.sandbox.journal.add(recorded(
-                scope, operation.operation_id, operation.secret_fields, status, started, wall, tracking_id,
+                scope, operation.operation_id, operation.redaction, status, started, wall, tracking_id,
                 None, raw_body, payload, parsed_body=None if parsed is _NO_BODY else parsed))
 
     def _arguments(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
@@ -374,7 +374,7 @@ def _response_problem(operation: ExpressOperation, status: int, body: Any) -> st
     return None
 
 
-def compile_operations(spec: dict, resolve: Callable[[str], Callable], contract_secrets: dict[str, frozenset[str]],
+def compile_operations(spec: dict, resolve: Callable[[str], Callable], contract_operations: dict[str, Operation],
                        validate_responses: bool) -> list[ExpressOperation]:
     """The lane's operations of a resolved product spec; those it cannot serve exactly are left out."""
     import inspect
@@ -395,7 +395,7 @@ def compile_operations(spec: dict, resolve: Callable[[str], Callable], contract_
             try:
                 operations.append(ExpressOperation.compile(
                     path, method, operation, item, handler, arguments,
-                    contract_secrets.get(operation["operationId"], frozenset()), validate_responses,
+                    Redaction.of(contract_operations.get(operation["operationId"])), validate_responses,
                     spec.get("security"), bearer_scheme))
             except NotExpress as reason:
                 logger.debug("express lane: %s %s stays in the full pipeline: %s", method.upper(), path, reason)

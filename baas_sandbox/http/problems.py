@@ -58,6 +58,7 @@ _SANDBOX_PROBLEMS = {
     405: ("SBX000405", "Method Not Allowed", "Method Not Allowed", "Método não permitido"),
     413: ("SBX000413", "Content Too Large", "Request body too large", "Corpo da requisição grande demais"),
     415: ("SBX000415", "Unsupported Media Type", "Unsupported Media Type", "Tipo de mídia não suportado"),
+    503: ("SBX000503", "Service Unavailable", "Service unavailable", "Serviço indisponível"),
     500: ("SBX000500", "Internal Server Error", "Internal sandbox error", "Erro interno do sandbox"),
 }
 
