@@ -84,6 +84,10 @@ def hide_query_strings(logger: logging.Logger | None = None) -> None:
         logger.addFilter(WithoutQueryString())
 
 
+#: The largest request head (request line and headers) read; past it, a 400 and the connection closed.
+MAX_HEAD_SIZE = 64 * 1024
+
+
 def _json_answer(status: int, answer, tracking_id: bytes | None) -> bytes:
     """A whole HTTP/1.1 response closing the connection, for what the protocol answers itself."""
     payload = answer.body.encode()
@@ -129,11 +133,35 @@ def http_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._header_timer: asyncio.TimerHandle | None = None
+            self._head_bytes = 0  # of the request head being read
             hide_query_strings(self.access_logger)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._header_timer is not None:  # still reading a request's head: all of it was head
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_SIZE and not self.transport.is_closing():
+                    # httptools limits the URL (~64 KB) but buffers header values without a bound
+                    self.send_400_response("request head too large")
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(_HeadHoldingTransport(transport))  # type: ignore[arg-type]
             self._await_headers()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._parsed_head = 0
+
+        def on_url(self, url: bytes) -> None:
+            self._parsed_head += len(url)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            # A head that arrived whole in one read; a raise here is the parser's error (a 400).
+            self._parsed_head += len(name) + len(value)
+            if self._parsed_head > MAX_HEAD_SIZE:
+                raise ValueError("request head too large")
+            super().on_header(name, value)
 
         def connection_lost(self, exc) -> None:
             self._headers_read()
@@ -154,6 +182,7 @@ def http_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT):
 
         def _await_headers(self) -> None:
             self._headers_read()
+            self._head_bytes = 0
             self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
 
         def _headers_read(self) -> None:
@@ -173,8 +202,9 @@ def http_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT):
             from baas_sandbox.http.problems import Api, Violation, invalid_request
 
             path = self.url.split(b"?", 1)[0].decode("latin-1") if getattr(self, "url", None) else ""
-            answer = invalid_request(Api.of(path), [Violation("(request)", "is not an HTTP request this "
-                                                              "server can read (a URL or a header too long?)")])
+            answer = invalid_request(Api.of(path), [Violation("(request)", (
+                f"is not an HTTP request this server reads (a URL over ~64 KB, a request head over "
+                f"{MAX_HEAD_SIZE // 1024} KiB, or bad syntax)"))])
             self._headers_read()
             self.transport.write(_json_answer(400, answer, None))
             self.transport.close()
