@@ -88,13 +88,14 @@ def hide_query_strings(logger: logging.Logger | None = None) -> None:
 MAX_HEAD_SIZE = 64 * 1024
 
 
-def _json_answer(status: int, answer, tracking_id: bytes | None) -> bytes:
-    """A whole HTTP/1.1 response closing the connection, for what the protocol answers itself."""
+def _json_answer(status: int, answer, product: bool) -> bytes:
+    """A whole HTTP/1.1 response closing the connection, for what the protocol answers itself
+    (``product``: with the ``tracking_id`` every product answer has; the request's is unread)."""
     payload = answer.body.encode()
     head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode(), b"content-type: application/json",
             b"content-length: " + str(len(payload)).encode(), b"connection: close"]
-    if tracking_id is not None:
-        head.append(b"tracking_id: " + tracking_id)
+    if product:
+        head.append(b"tracking_id: " + new_id().encode())
     return b"\r\n".join(head) + b"\r\n\r\n" + payload
 
 
@@ -122,7 +123,7 @@ def http_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT):
 
     This is the one place that reaches into uvicorn's protocol (its parser callbacks and
     ``_start_asgi_task``): uvicorn has no public hook for these, and pins nothing about them, so
-    ``tests/test_hostile_server.py`` checks each through a socket.
+    ``tests/test_hostile.py`` checks each through a socket.
     """
     if not _installed("httptools"):
         return "h11"
@@ -206,7 +207,7 @@ def http_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT):
                 f"is not an HTTP request this server reads (a URL over ~64 KB, a request head over "
                 f"{MAX_HEAD_SIZE // 1024} KiB, or bad syntax)"))])
             self._headers_read()
-            self.transport.write(_json_answer(400, answer, None))
+            self.transport.write(_json_answer(400, answer, Api.of(path) is not Api.ADMIN))
             self.transport.close()
 
         def _start_asgi_task(self, cycle, app) -> None:

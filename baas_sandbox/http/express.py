@@ -40,9 +40,9 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from baas_sandbox.defaults import DEFAULT_MAX_BODY_SIZE
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import context, json_body, tracking
-from baas_sandbox.defaults import DEFAULT_MAX_BODY_SIZE
 from baas_sandbox.http.bodies import replaying
 from baas_sandbox.http.journal import Redaction, recorded
 from baas_sandbox.http.problems import Api, domain_error, sandbox_problem
