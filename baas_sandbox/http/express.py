@@ -193,11 +193,12 @@ class ExpressLane:
             return
         operation, path_params = routed
         body: bytes | None = None  # read: to be replayed if handed over
+        sandbox_token = context._current.set(self.sandbox)  # the tokens, and what the handler uses
         try:
             headers = _headers(scope)
             # Authenticated before the body is read: without a valid token, the full pipeline answers
             # 401 and the body is never read.
-            token_info = self._token_info(headers) if operation.secured else None
+            token_info = _token_info(headers) if operation.secured else None
             if operation.body_accepts is not None:
                 if headers.get(b"content-type", b"").strip() != b"application/json":
                     raise _HandOver
@@ -209,11 +210,6 @@ class ExpressLane:
         except _HandOver:
             self.counts.handed_over += 1
             await self.app(scope, replaying(body, receive) if body is not None else receive, send)
-
-    def _token_info(self, headers: dict[bytes, bytes]) -> dict:
-        sandbox_token = context._current.set(self.sandbox)  # the tokens are the sandbox's
-        try:
-            return _token_info(headers)
         finally:
             context._current.reset(sandbox_token)
 
@@ -227,7 +223,6 @@ class ExpressLane:
 
         given = headers.get(b"tracking_id")
         tracking_id = given.decode("latin-1") if given else new_id()  # an empty one counts as none
-        sandbox_token = context._current.set(self.sandbox)
         tracking_token = tracking._current.set(tracking_id)
         try:
             if token_info is not None:
@@ -236,7 +231,6 @@ class ExpressLane:
             status, payload = await self._run(operation, scope, arguments)
         finally:
             tracking._current.reset(tracking_token)
-            context._current.reset(sandbox_token)
 
         try:
             await send({"type": "http.response.start", "status": status, "headers": [

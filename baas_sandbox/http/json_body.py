@@ -47,8 +47,7 @@ def parse(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidJson(f"is not UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant,
-                           object_pairs_hook=_object)
+        value = _DECODER.decode(text)
     except InvalidJson:
         raise
     except RecursionError:
@@ -88,6 +87,10 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
     if len(obj) != len(pairs):
         raise InvalidJson("has a name twice in one object")
     return obj
+
+
+#: Made once: ``json.loads`` with hooks builds a decoder per call (it cost more than the parse).
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_float, parse_constant=_constant, object_pairs_hook=_object)
 
 
 def _check(value: Any, depth_matters: bool, strings_matter: bool) -> None:
