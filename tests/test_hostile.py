@@ -221,6 +221,10 @@ def test_the_journal_keeps_a_large_body_cut_and_the_error_quotes_a_value_once_cu
     entry = client.get("/__admin/requests").json()["requests"][0]
     assert entry["request_body"] is None and entry["request_body_cut"] is True
     assert entry["response_body"]["code"] == "SBX000400" and entry["response_body_cut"] is False
+    upper = client.post(KEYS, json={"account_key": LEGAL, "pix_key_type": "email", "pix_key": "A" * 1000},
+                        headers=ORG_A)  # too long, and not the pattern: the value quoted once
+    assert assert_own_error(upper, 400)["description"].count("A" * 80 + "…") == 1
+    assert "pix_key: the value does not match" in upper.json()["description"]
 
 
 def test_a_secret_outside_key_reaches_neither_the_journal_nor_the_access_log(served, client):

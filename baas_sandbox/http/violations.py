@@ -82,8 +82,9 @@ class BodySchema:
     def violations(self, body: Any) -> list[Violation]:
         validator = self._validators[id(self.branch(body))]
         violations: dict[Violation, None] = {}  # ordered, without repeats
+        quoted: set[str] = set()  # fields whose value a message quoted already: quoted once
         for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
-            violations.update(dict.fromkeys(_describe(error)))
+            violations.update(dict.fromkeys(_describe(error, quoted)))
         return list(violations)
 
 
@@ -105,16 +106,20 @@ def _cut(text: str) -> str:
     return text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…"
 
 
-def _quoting_cut(message: str, instance: Any) -> str:
-    """``message`` (jsonschema's, which quotes the value whole) with the value cut to ``QUOTE_LIMIT``."""
+def _quoting_cut(message: str, instance: Any, again: bool = False) -> str:
+    """``message`` (jsonschema's, which quotes the value whole) with the value cut to ``QUOTE_LIMIT``,
+    or, ``again`` (another message quoted it already), named instead of quoted."""
     quoted = repr(instance)
-    if len(quoted) <= QUOTE_LIMIT or quoted not in message:
+    if quoted not in message or (len(quoted) <= QUOTE_LIMIT and not again):
         return message
+    if again:
+        return message.replace(quoted, "the value", 1)
     short = repr(_cut(instance)) if isinstance(instance, str) else _cut(quoted)
     return message.replace(quoted, short)
 
 
-def _describe(error: ValidationError) -> list[Violation]:
+def _describe(error: ValidationError, quoted: set[str] | None = None) -> list[Violation]:
+    """``quoted``: the fields whose value an earlier message quoted (updated)."""
     path = _cut(".".join(str(part) for part in error.absolute_path))
     if error.validator == "required":
         present = error.instance if isinstance(error.instance, dict) else {}
@@ -134,7 +139,10 @@ def _describe(error: ValidationError) -> list[Violation]:
     # A secret (format: password) is never echoed back, not even in an error message.
     if error.schema.get("format") == "password":
         return [Violation(field=field, message=_without_value(error))]
-    return [Violation(field=field, message=_quoting_cut(error.message, error.instance))]
+    again = quoted is not None and field in quoted
+    if quoted is not None:
+        quoted.add(field)
+    return [Violation(field=field, message=_quoting_cut(error.message, error.instance, again))]
 
 
 def _without_value(error: ValidationError) -> str:
