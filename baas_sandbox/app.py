@@ -109,12 +109,12 @@ class SandboxApp:
         if settings.express_lane:
             operations = express.compile_operations(
                 specs.product, handlers.resolve,
-                {op.operation_id: op.secret_fields for op in specs.contract.operations.values()},
+                specs.contract.operations,
                 settings.validate_responses)
             # starlette's CORS middleware adds "Vary: Origin" to every answer to a request without
             # an Origin when the allowed origins are a pattern (they always are here).
             self._entry = express.ExpressLane(self._full_pipeline, sandbox, operations, cors_vary=True,
-                                              counts=self.express_counts)
+                                              counts=self.express_counts, max_body_size=settings.max_body_size)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":

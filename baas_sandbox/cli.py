@@ -9,7 +9,14 @@ import warnings
 from pathlib import Path
 
 from baas_sandbox import __version__, fuzz
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
+from baas_sandbox.defaults import (
+    DEFAULT_FIXTURES,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_CONNECTIONS,
+    LOCAL_ORIGINS,
+    LOOPBACK_HOSTS,
+)
 
 GRACEFUL_SHUTDOWN = 2.0  # seconds
 #: Exit status of a start that cannot happen (a bad option, fixture, spec or port), as argparse's.
@@ -55,18 +62,23 @@ def port_number(value: str) -> int:
     return port
 
 
-def non_negative(kind: type):
+def non_negative(kind: type, least: float = 0):
+    """An option's type: a number of ``kind``, ``least`` or more."""
     def convert(value: str):
         try:
             number = kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-        if number < 0:
-            raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+        if not number >= least:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
         return number
 
     convert.__name__ = kind.__name__  # argparse names the type in its messages
     return convert
+
+
+def positive(kind: type):
+    return non_negative(kind, least=1 if kind is int else 1e-3)
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -123,6 +135,12 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
                             "(default: off)%(default).0s")
     serve.add_argument("--validate-responses", action="store_true",
                        help="check every answer against the spec (a violation answers 500; default: off)%(default).0s")
+    serve.add_argument("--max-body-size", type=positive(int), default=DEFAULT_MAX_BODY_SIZE, metavar="BYTES",
+                       help="largest request body accepted, in bytes (1 MiB); past it 413 SBX000413")
+    serve.add_argument("--header-timeout", type=positive(float), default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
+                       help="time a client has to send a request's headers before the connection is closed")
+    serve.add_argument("--max-connections", type=positive(int), default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                       help="open connections served at once; past it 503 SBX000503")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                        help="what the server logs")
     fuzz_parser = fuzz.add_parser(commands, formatter_class=HelpFormatter)
@@ -187,6 +205,7 @@ def serve(args: argparse.Namespace) -> int:
         allowed_hosts=admin_access.allowed_hosts(args.host, args.allowed_hosts),
         admin_token=admin_token,
         listen_port=sock.getsockname()[1],
+        max_body_size=args.max_body_size,
     )
     try:
         app = create_app(settings)
@@ -197,7 +216,8 @@ def serve(args: argparse.Namespace) -> int:
         return CANNOT_START
     warning = admin_access.banner_warning(args.host, sock.getsockname()[1], admin_token, args.no_admin_auth)
     run(app, sock, log_level=args.log_level, graceful_shutdown=GRACEFUL_SHUTDOWN,
-        notes=[warning] if warning else [])
+        notes=[warning] if warning else [], header_timeout=args.header_timeout,
+        max_connections=args.max_connections)
     return 0
 
 

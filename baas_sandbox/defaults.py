@@ -23,3 +23,9 @@ LOCAL_ORIGINS = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?$"
 #: Where webhooks may be sent by default: this machine only. A local sandbox sends nothing
 #: elsewhere unless told to (``--webhook-allowed-hosts``): a mistyped or generated URL leaks nothing.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: Bounds on what one client can make the server hold (``--max-body-size``, ``--header-timeout``,
+#: ``--max-connections``): a request body, in bytes; seconds to send a request's headers; open
+#: connections served at once.
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 1000

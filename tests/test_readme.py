@@ -116,6 +116,16 @@ def _fifth_wrong_code(client):
     return _twofa(client, request_key, wrong)
 
 
+def _over_the_connection_cap(_client):
+    """A served sandbox (the cap is the server's): one connection held open, then one more."""
+    import httpx
+
+    from tests.test_hostile import serving
+
+    with serving("--max-connections", "1") as served, served.connect():
+        return httpx.get(f"{served.base}/baas/pix/keys", params={"account_key": SEED_ACCOUNT}, headers=ORG_A)
+
+
 def _expired_code(client):
     request_key = _email_request(client)
     code = latest_code(client, request_key)
@@ -160,6 +170,9 @@ TRIGGERS = {
     "SBX000421": lambda c: c.get("/__admin/accounts", headers={"Host": "evil.example"}),
     "SBX000404": lambda c: c.get("/baas/pix/nothing-here", headers=ORG_A),
     "SBX000405": lambda c: c.delete("/baas/pix/keys", headers=ORG_A),
+    "SBX000413": lambda c: c.post("/baas/pix/keys", content=b" " * (1024 * 1024 + 1),
+                                  headers=ORG_A | {"Content-Type": "application/json"}),
+    "SBX000503": _over_the_connection_cap,
     "SBX000415": lambda c: c.post("/baas/pix/keys", content=b"account_key=x", headers=ORG_A | {"Content-Type": "text/plain"}),
 }
 #: Settings a trigger needs (the README names them in the row).

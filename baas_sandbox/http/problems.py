@@ -58,8 +58,10 @@ _SANDBOX_PROBLEMS = {
     403: ("SBX000403", "Forbidden", "Forbidden", "Proibido"),
     404: ("SBX000404", "Not Found", "Not Found", "Não encontrado"),
     405: ("SBX000405", "Method Not Allowed", "Method Not Allowed", "Método não permitido"),
+    413: ("SBX000413", "Content Too Large", "Request body too large", "Corpo da requisição grande demais"),
     415: ("SBX000415", "Unsupported Media Type", "Unsupported Media Type", "Tipo de mídia não suportado"),
     421: ("SBX000421", "Misdirected Request", "Misdirected Request", "Requisição mal direcionada"),
+    503: ("SBX000503", "Service Unavailable", "Service unavailable", "Serviço indisponível"),
     500: ("SBX000500", "Internal Server Error", "Internal sandbox error", "Erro interno do sandbox"),
 }
 
@@ -82,13 +84,16 @@ def json_answer(status: int, body: dict) -> Answer:
     return Answer(status, json.dumps(body, ensure_ascii=False))
 
 
-def sandbox_problem(api: Api, status: int, details: str, violations: list[Violation] = ()) -> Answer:
+def sandbox_problem(api: Api, status: int, details: str, violations: list[Violation] = (),
+                    details_pt: str | None = None) -> Answer:
+    """``details_pt``: the Portuguese of ``details`` where the known translations lack it."""
     code, title, text, text_pt = _SANDBOX_PROBLEMS.get(status, _SANDBOX_PROBLEMS[500])
     if api is Api.BAAS:
+        details_pt = details_pt or _PORTUGUESE_DETAILS.get(details, details)
         body = {
             "title": title,
             "description": f"{text}: {details}" if details else text,
-            "translation": f"{text_pt}: {_PORTUGUESE_DETAILS.get(details, details)}" if details else text_pt,
+            "translation": f"{text_pt}: {details_pt}" if details else text_pt,
             "code": code,
         }
         if violations:

@@ -19,7 +19,7 @@ from baas_sandbox.adapters.webhooks import (
     subscription_problem,
 )
 from baas_sandbox.clock import utcnow
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
+from baas_sandbox.defaults import DEFAULT_FIXTURES, DEFAULT_MAX_BODY_SIZE, LOCAL_ORIGINS, LOOPBACK_HOSTS
 from baas_sandbox.domain import errors, events
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal
@@ -71,6 +71,8 @@ class Settings:
     listen_port: int | None = None
     #: Seconds an email or phone key request waits for its code before it is rejected (key freed).
     validation_window: float = 3600.0
+    #: The largest request body accepted, in bytes (413 past it; ``http/body_limit.py``).
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
