@@ -17,6 +17,7 @@ import pytest
 from baas_sandbox import __version__
 from baas_sandbox.cli import parser
 from baas_sandbox.defaults import PACKAGE_DIR, PROJECT_ROOT
+from baas_sandbox.fuzz import stop
 
 COMMAND = [sys.executable, "-m", "baas_sandbox"]
 START_TIMEOUT = 30
@@ -97,15 +98,6 @@ def _start(*args: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     raise AssertionError(f"serve ended without a banner: {''.join(lines)}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def test_port_0_takes_a_free_port_names_it_and_serves_the_seed_request_from_any_folder(tmp_path):
     process, url = _start("--port", "0", "--log-level", "warning", "--no-reload", cwd=tmp_path)
     try:
@@ -118,7 +110,7 @@ def test_port_0_takes_a_free_port_names_it_and_serves_the_seed_request_from_any_
             assert answer.status == 201
             assert json.load(answer)["pix_key"]["pix_key"] == "09080702000105"
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_a_port_in_use_is_one_clear_line_and_exit_status_2(tmp_path):
