@@ -9,7 +9,9 @@ PORT ?= 8080
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	@# setuptools' build-time advice ("Editable installation: be careful with folders...") is for
+	@# its own users, noise in a first run's output: UserWarnings are silenced for the build.
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 # The sources byte-compiled, as pip does for an installed package (an editable install is not), so a

@@ -20,8 +20,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import handlers
+from baas_sandbox import handlers
 from baas_sandbox.adapters.fixtures import load_fixtures
+from baas_sandbox.adapters.yamlfile import FileProblem
 from baas_sandbox.http import express
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
@@ -68,13 +69,24 @@ class Specs:
 
 
 def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
-    fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
-                             settings.subscription_problem)
+    """The sandbox of ``settings``' fixtures and scenarios; a ``FileProblem`` with every problem of
+    both when some are broken (one start-up shows them all)."""
     product_operations = [op for path in specs.product["paths"].values() for method, op in path.items()
                           if isinstance(op, dict) and "operationId" in op]
-    scenarios = ScenarioLibrary(settings.scenarios_dir, specs.contract,
-                                [op["operationId"] for op in product_operations],
-                                seed=settings.seed, active=settings.scenarios)
+    problems: list[FileProblem] = []
+    try:
+        fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
+                                 settings.subscription_problem)
+    except FileProblem as exc:
+        problems.append(exc)
+    try:
+        scenarios = ScenarioLibrary(settings.scenarios_dir, specs.contract,
+                                    [op["operationId"] for op in product_operations],
+                                    seed=settings.seed, active=settings.scenarios)
+    except FileProblem as exc:
+        problems.append(exc)
+    if problems:
+        raise type(problems[0]).several(problems)
     return Sandbox(settings, fixtures, scenarios)
 
 
@@ -93,25 +105,44 @@ class SandboxApp:
         self._lock = threading.Lock()
         self._entry: Any = self._full_pipeline
         self.requests_seen = 0  # HTTP requests and WebSocket connections so far
+        self._port_learned = False
         if settings.express_lane:
             operations = express.compile_operations(
                 specs.product, handlers.resolve,
-                {op.operation_id: op.secret_fields for op in specs.contract.operations.values()},
+                specs.contract.operations,
                 settings.validate_responses)
             # starlette's CORS middleware adds "Vary: Origin" to every answer to a request without
             # an Origin when the allowed origins are a pattern (they always are here).
             self._entry = express.ExpressLane(self._full_pipeline, sandbox, operations, cors_vary=True,
-                                              counts=self.express_counts)
+                                              counts=self.express_counts, max_body_size=settings.max_body_size)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:
             self.requests_seen += 1
+            if not self._port_learned:
+                self._learn_port(scope)
             await self._entry(scope, receive, send)
 
+    def _learn_port(self, scope) -> None:
+        """The port the server listens on, from the socket a request came in on (the ASGI ``server``):
+        known before the server starts only with a fixed ``--port``, and webhooks may not point there."""
+        import ipaddress
+
+        host, port = (scope.get("server") or (None, None))[:2]
+        try:
+            ipaddress.ip_address(host)  # a socket's address; not a test client's made-up name
+        except ValueError:
+            return
+        if isinstance(port, int):
+            self.sandbox.own_ports.add(port)
+            self._port_learned = True
+
     def test_client(self, **kwargs):
-        """An in-process client (starlette's), as connexion's apps give."""
+        """An in-process client (starlette's), as connexion's apps give; its requests name the host
+        ``localhost``, one the admin API answers to (http/admin_guard.py), not starlette's ``testserver``."""
+        kwargs.setdefault("base_url", "http://localhost")
         import warnings
 
         with warnings.catch_warnings():  # starlette's advice to its own users, noise in a test report

@@ -1,5 +1,4 @@
-"""``baas-sandbox serve``: one command to a local sandbox on http://127.0.0.1:8080;
-``baas-sandbox fuzz``: check a sandbox against the specs (the contract run of CI)."""
+"""The ``baas-sandbox`` command: ``serve`` a sandbox, ``fuzz`` one against the specs."""
 
 from __future__ import annotations
 
@@ -9,93 +8,210 @@ import sys
 import warnings
 from pathlib import Path
 
-from baas_sandbox import fuzz
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
+from baas_sandbox import __version__, fuzz
+from baas_sandbox.defaults import (
+    DEFAULT_FIXTURES,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_CONNECTIONS,
+    LOCAL_ORIGINS,
+    LOOPBACK_HOSTS,
+)
 
 GRACEFUL_SHUTDOWN = 2.0  # seconds
+#: Exit status of a start that cannot happen (a bad option, fixture, spec or port), as argparse's.
+CANNOT_START = 2
+
+DESCRIPTION = """\
+A contract-first, stateful local sandbox of the Banking - Authentication (provider credentials) and
+Pix key APIs.
+
+  baas-sandbox serve          serve it on http://127.0.0.1:8080 (Swagger UI at /ui/, control at /__admin/)
+  baas-sandbox fuzz           check a sandbox against its specs with schemathesis (CI's contract run)
+  baas-sandbox COMMAND --help the options of a command
+"""
+
+ENVIRONMENT = """\
+environment variables:
+  BAAS_SANDBOX_MASTER_KEY  32 bytes in base64: the AES-256-GCM key that encrypts provider keys
+                           (default: a new key at each start; the sandbox keeps no state across restarts)
+  BAAS_SANDBOX_ADMIN_TOKEN the admin API's bearer token, as --admin-token (default: none)
+  XDG_CACHE_HOME           where the fingerprints of specs found valid are kept, to skip the check at the
+                           next start (default ~/.cache; baas-sandbox/valid-specs inside it)
+"""
 
 # The other modules are imported inside main(): connexion, which they import, warns at import
 # time about starlette's test client and httpx, noise for someone who only wants a server.
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="baas-sandbox", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the sandbox")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES,
-                       help="folder with tenants.yaml and accounts.yaml (default: the project's fixtures/)")
-    serve.add_argument("--activation-delay", type=float, default=1.0, metavar="SECONDS",
-                       help="delay from a pending key request to the DICT decision (default 1)")
-    serve.add_argument("--code-ttl", type=float, default=600.0, metavar="SECONDS",
-                       help="how long a verification code stays valid (default 600)")
-    serve.add_argument("--cors-origin-regex", default=LOCAL_ORIGINS,
-                       help="browser origins allowed by CORS (default: any localhost port)")
-    serve.add_argument("--scenario", action="append", default=[], metavar="NAME",
-                       help="activate a scenario of <fixtures>/scenarios/ (repeatable; evaluated in order)")
-    serve.add_argument("--seed", type=int, default=None,
-                       help="seed of the scenarios' random choices, for reproducible runs")
-    serve.add_argument("--journal-size", type=int, default=1000, metavar="N",
-                       help="how many requests GET /__admin/requests keeps (default 1000)")
-    serve.add_argument("--no-reload", action="store_true", help="do not watch the scenario files")
-    serve.add_argument("--webhook-attempts", type=int, default=6, metavar="N",
-                       help="attempts per webhook delivery before it is failed (default 6)")
-    serve.add_argument("--webhook-backoff", type=float, default=1.0, metavar="SECONDS",
-                       help="wait before the 2nd attempt, doubling after (with jitter; default 1)")
-    serve.add_argument("--webhook-timeout", type=float, default=5.0, metavar="SECONDS",
-                       help="how long a receiver has to answer (default 5)")
-    serve.add_argument("--webhook-allowed-hosts", default=",".join(LOOPBACK_HOSTS), metavar="HOST,HOST",
-                       help="hosts webhooks may be sent to, '*' for any (default: this machine only)")
-    serve.add_argument("--webhook-concurrency", type=positive_int, default=4, metavar="N",
-                       help="webhook attempts in flight per subscription (default 4)")
-    serve.add_argument("--webhook-queue-size", type=positive_int, default=1000, metavar="N",
-                       help="pending webhook deliveries kept per subscription; past that the oldest is "
-                            "dropped, marked failed (default 1000)")
-    serve.add_argument("--webhook-breaker-failures", type=int, default=5, metavar="N",
-                       help="consecutive failed attempts that pause a subscription's deliveries, 0 for never "
-                            "(default 5)")
-    serve.add_argument("--webhook-breaker-cooldown", type=float, default=30.0, metavar="SECONDS",
-                       help="how long they stay paused before one trial attempt (default 30)")
-    serve.add_argument("--webhook-loop-share", type=fraction, default=0.2, metavar="FRACTION",
-                       help="most of the server's time webhook deliveries may take, 1 for no cap (default 0.2)")
-    serve.add_argument("--validate-responses", action="store_true",
-                       help="check every response against the spec (a violation answers 500)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    fuzz.add_parser(commands)
-    return root
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions and epilogs as written (they are laid out by hand), each option's default shown.
+
+    A help text that says its default in words ends with ``%(default).0s`` (which prints nothing):
+    the formatter then adds no ``(default: None)``."""
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def port_number(value: str) -> int:
+    """``--port``: 0 (a free port, printed at start) to 65535, refused here with the range otherwise."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range (0-65535; 0 takes a free port)")
+    return port
 
 
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
+def non_negative(kind: type, least: float = 0):
+    """An option's type: a number of ``kind``, ``least`` or more."""
+    def convert(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        if not number >= least:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
+        return number
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    return convert
+
+
+def positive(kind: type):
+    return non_negative(kind, least=1 if kind is int else 1e-3)
+
+
+def fraction(value: str) -> float:
+    """``--webhook-loop-share``: more than 0, at most 1 (all of the time)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < number <= 1:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, not {value}")
-    return value
+    return number
+
+
+def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command's parser, and each subcommand's (to show its own usage on an unknown option)."""
+    root = argparse.ArgumentParser(prog="baas-sandbox", description=DESCRIPTION, epilog=ENVIRONMENT,
+                                   formatter_class=HelpFormatter)
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="serve the sandbox", formatter_class=HelpFormatter, epilog=ENVIRONMENT,
+        description="Serve the sandbox: the product APIs of spec/openapi.yaml and the sandbox control API\n"
+                    "(/__admin, spec/admin.yaml). It prints 'baas-sandbox: serving on http://HOST:PORT'\n"
+                    "once it answers; with --port 0, PORT is the free port it took.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (loopback: this machine only)")
+    serve.add_argument("--port", type=port_number, default=8080, help="port to bind; 0 takes a free one")
+    serve.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES, metavar="DIR",
+                       help="folder with tenants.yaml, accounts.yaml, webhooks.yaml and scenarios/ "
+                            "(default: the fixtures shipped with the sandbox)%(default).0s")
+    serve.add_argument("--activation-delay", type=non_negative(float), default=1.0, metavar="SECONDS",
+                       help="delay from a pending key request to the DICT decision")
+    serve.add_argument("--code-ttl", type=non_negative(float), default=600.0, metavar="SECONDS",
+                       help="how long a verification code stays valid")
+    serve.add_argument("--validation-window", type=non_negative(float), default=3600.0, metavar="SECONDS",
+                       help="how long an email or phone key request waits for its code before it is "
+                            "rejected and its key freed")
+    serve.add_argument("--cors-origin-regex", default=LOCAL_ORIGINS, metavar="REGEX",
+                       help="browser origins allowed by CORS (default: any port of this machine)%(default).0s")
+    serve.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                       help="activate a scenario of <fixtures>/scenarios/ (repeatable; evaluated in order; "
+                            "default: none)%(default).0s")
+    serve.add_argument("--seed", type=int, default=None,
+                       help="seed of the scenarios' random choices and dynamic bodies, for reproducible runs "
+                            "(default: a new one each start)%(default).0s")
+    serve.add_argument("--journal-size", type=non_negative(int), default=1000, metavar="N",
+                       help="how many requests GET /__admin/requests keeps")
+    serve.add_argument("--no-reload", action="store_true",
+                       help="do not watch the scenario files for edits (default: watch them)%(default).0s")
+    serve.add_argument("--webhook-attempts", type=non_negative(int), default=6, metavar="N",
+                       help="attempts per webhook delivery before it is failed")
+    serve.add_argument("--webhook-backoff", type=non_negative(float), default=1.0, metavar="SECONDS",
+                       help="wait before the 2nd attempt, doubling after (with jitter)")
+    serve.add_argument("--webhook-timeout", type=non_negative(float), default=5.0, metavar="SECONDS",
+                       help="how long a webhook receiver has to answer")
+    serve.add_argument("--webhook-allowed-hosts", default=",".join(LOOPBACK_HOSTS), metavar="HOST,HOST",
+                       help="hosts webhooks may be sent to, '*' for any")
+    serve.add_argument("--webhook-concurrency", type=positive(int), default=4, metavar="N",
+                       help="webhook attempts in flight per subscription")
+    serve.add_argument("--webhook-queue-size", type=positive(int), default=1000, metavar="N",
+                       help="pending webhook deliveries kept per subscription; past that the oldest is "
+                            "dropped, marked failed")
+    serve.add_argument("--webhook-breaker-failures", type=non_negative(int), default=5, metavar="N",
+                       help="consecutive failed attempts that pause a subscription's deliveries, 0 for never")
+    serve.add_argument("--webhook-breaker-cooldown", type=non_negative(float), default=30.0, metavar="SECONDS",
+                       help="how long they stay paused before one trial attempt")
+    serve.add_argument("--webhook-loop-share", type=fraction, default=0.2, metavar="FRACTION",
+                       help="most of the server's time webhook deliveries may take, 1 for no cap")
+    serve.add_argument("--allowed-hosts", default="", metavar="HOST,HOST",
+                       help="more names the admin API answers to (its Host header), '*' for any "
+                            "(default: localhost, 127.0.0.1, ::1 and --host)%(default).0s")
+    serve.add_argument("--admin-token", default=None, metavar="TOKEN",
+                       help="bearer token the admin API requires; needed to serve on a non-loopback --host "
+                            "(default: $BAAS_SANDBOX_ADMIN_TOKEN, else none)%(default).0s")
+    serve.add_argument("--no-admin-auth", action="store_true",
+                       help="serve a non-loopback --host without an admin token, on a private network only "
+                            "(default: off)%(default).0s")
+    serve.add_argument("--validate-responses", action="store_true",
+                       help="check every answer against the spec (a violation answers 500; default: off)%(default).0s")
+    serve.add_argument("--max-body-size", type=positive(int), default=DEFAULT_MAX_BODY_SIZE, metavar="BYTES",
+                       help="largest request body accepted, in bytes (1 MiB); past it 413 SBX000413")
+    serve.add_argument("--header-timeout", type=positive(float), default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
+                       help="time a client has to send a request's headers before the connection is closed")
+    serve.add_argument("--max-connections", type=positive(int), default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                       help="open connections served at once; past it 503 SBX000503")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                       help="what the server logs")
+    fuzz_parser = fuzz.add_parser(commands, formatter_class=HelpFormatter)
+    return root, {"serve": serve, "fuzz": fuzz_parser}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    root, subcommands = parser()
+    args, unknown = root.parse_known_args(argv)
+    if unknown:  # argparse would show the top-level usage: show the subcommand's, whose option it is not
+        subcommands.get(args.command, root).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     if args.command == "fuzz":
         return fuzz.main(args)
+    return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from baas_sandbox import admin_access
+
+    admin_token = admin_access.token_from(args.admin_token)
+    problem = admin_access.startup_problem(args.host, admin_token, args.no_admin_auth)
+    if problem is not None:
+        print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
+        return CANNOT_START
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
+    from baas_sandbox.adapters.vault import MasterKeyError
     from baas_sandbox.adapters.yamlfile import FileProblem
     from baas_sandbox.app import create_app
     from baas_sandbox.scenarios.library import UnknownScenario
+    from baas_sandbox.server import ListenError, listen, run
     from baas_sandbox.services.sandbox import Settings
     from baas_sandbox.spec import SpecError
 
+    try:  # bound first: a port in use is said at once, and the app learns the port it serves on
+        sock = listen(args.host, args.port)
+    except ListenError as exc:
+        print(f"baas-sandbox: cannot start: {exc}", file=sys.stderr)
+        return CANNOT_START
     settings = Settings(
         fixtures_dir=args.fixtures,
         activation_delay=args.activation_delay,
         code_ttl=args.code_ttl,
+        validation_window=args.validation_window,
         validate_responses=args.validate_responses,
         cors_origin_regex=args.cors_origin_regex,
         scenarios=args.scenario,
@@ -113,24 +229,22 @@ def main(argv: list[str] | None = None) -> int:
         collect_when_idle=True,  # this process serves one sandbox: its garbage collection is ours to set
         webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
                                     if h.strip()),
+        allowed_hosts=admin_access.allowed_hosts(args.host, args.allowed_hosts),
+        admin_token=admin_token,
+        listen_port=sock.getsockname()[1],
+        max_body_size=args.max_body_size,
     )
     try:
         app = create_app(settings)
-    except (SpecError, FileProblem, UnknownScenario) as exc:
-        print(f"baas-sandbox: cannot start: {exc}", file=sys.stderr)
-        return 2
-
-    import uvicorn
-
-    print(f"baas-sandbox: serving on http://{args.host}:{args.port}  (Swagger UI: /ui/ and /__admin/ui/)",
-          file=sys.stderr)
-    # Open event streams never end by themselves: bound the wait for them when stopping.
-    from baas_sandbox.server import uvicorn_options
-
-    # The access log is written at INFO: above that level uvicorn would format each line for nothing.
-    access_log = args.log_level in ("trace", "debug", "info")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=access_log,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, **uvicorn_options())
+    except (SpecError, FileProblem, UnknownScenario, MasterKeyError) as exc:
+        for problem in getattr(exc, "problems", [exc]):  # a fixture's problems: all of them, a line each
+            print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
+        sock.close()
+        return CANNOT_START
+    warning = admin_access.banner_warning(args.host, sock.getsockname()[1], admin_token, args.no_admin_auth)
+    run(app, sock, log_level=args.log_level, graceful_shutdown=GRACEFUL_SHUTDOWN,
+        notes=[warning] if warning else [], header_timeout=args.header_timeout,
+        max_connections=args.max_connections)
     return 0
 
 

@@ -13,6 +13,11 @@ exit status is the verdict, and nothing here depends on its Python API, which ch
 The run is not read-only: it creates keys and accounts, and the admin API it fuzzes resets the
 sandbox and switches scenarios. So it resets the sandbox first, switches every scenario off (an
 injected fault is not a contract breach), and resets it again at the end.
+
+A sandbox with an admin token (``BAAS_SANDBOX_ADMIN_TOKEN``, which a sandbox started here inherits)
+gets it on every admin request. schemathesis reads it from the environment through a copy of
+``schemathesis.toml`` (``${BAAS_SANDBOX_ADMIN_TOKEN}``: never on a command line), whose printed
+requests then mask ``Authorization`` (CI logs are read by many).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from baas_sandbox.defaults import PROJECT_ROOT
+from baas_sandbox.defaults import SPEC_DIR
 
 if TYPE_CHECKING:
     import subprocess
@@ -40,8 +45,8 @@ if TYPE_CHECKING:
 # The modules a run needs are imported where used: the CLI imports this module for its options,
 # and `baas-sandbox serve` is on the clock (start-up time).
 
-SPEC_DIR = PROJECT_ROOT / "spec"
-CONFIG_FILE = PROJECT_ROOT / "schemathesis.toml"
+#: The run's settings, beside the specs they describe (shipped with them in the package).
+CONFIG_FILE = SPEC_DIR / "schemathesis.toml"
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 #: The budget of CI's contract run (about 40 s on 2 cores), and the default of everyone else's.
 DEFAULT_MAX_EXAMPLES = 100
@@ -75,27 +80,32 @@ class CannotRun(Exception):
     """The contract run could not start: schemathesis missing, or no sandbox to test."""
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``fuzz`` subcommand's options (its help says what the run does to the sandbox)."""
+def add_parser(commands: argparse._SubParsersAction, **options) -> argparse.ArgumentParser:
+    """The ``fuzz`` subcommand and its options (its help says what the run does to the sandbox);
+    ``options`` go to its parser (the CLI's help formatter, which shows each default)."""
     fuzz = commands.add_parser(
         "fuzz", help="check a sandbox against spec/ with schemathesis (the CI contract run)",
-        description="Run schemathesis over spec/openapi.yaml and spec/admin.yaml against a sandbox, "
-                    "every check, all four phases. Without --url, start one on a free port and stop it "
-                    "afterwards. The run resets the sandbox before and after, and switches its scenarios "
-                    "off: do not point it at a sandbox someone is using. Exit status: 0 no failure, "
-                    "1 a check failed, 2 could not run.")
+        description="Run schemathesis over spec/openapi.yaml and spec/admin.yaml against a sandbox, every\n"
+                    "check, all four phases. Without --url, start one on a free port and stop it afterwards.\n"
+                    "The run resets the sandbox before and after, and switches its scenarios off: do not\n"
+                    "point it at a sandbox someone is using.\n\n"
+                    "Exit status: 0 no failure, 1 a check failed, 2 could not run.", **options)
+    # "%(default).0s" prints nothing: it tells the formatter the help already says the default.
     fuzz.add_argument("--url", help="base URL of a running sandbox, e.g. http://127.0.0.1:8080 "
-                                    "(default: start one)")
+                                    "(default: start one)%(default).0s")
     fuzz.add_argument("--max-examples", type=positive_int, default=DEFAULT_MAX_EXAMPLES, metavar="N",
-                      help=f"test cases per operation and phase (default {DEFAULT_MAX_EXAMPLES})")
+                      help="test cases per operation and phase")
     fuzz.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                      help=f"seed of the generated data, and of a sandbox started here (default {DEFAULT_SEED})")
+                      help="seed of the generated data, and of a sandbox started here")
     fuzz.add_argument("--phases", default=",".join(PHASES), type=phases_option,
-                      help=f"comma-separated, among {', '.join(PHASES)} (default: all)")
+                      help=f"comma-separated, among {', '.join(PHASES)}")
     fuzz.add_argument("--report", type=Path, metavar="PATH",
-                      help="write a JUnit XML report of both runs to PATH (folders are created)")
+                      help="write a JUnit XML report of both runs to PATH (folders are created; "
+                           "default: none)%(default).0s")
     fuzz.add_argument("schemathesis_args", nargs="*", metavar="-- ARGS",
-                      help="after --: more options for `schemathesis run`, e.g. -- --exclude-checks ignored_auth")
+                      help="after --: more options for `schemathesis run`, e.g. -- --exclude-checks "
+                           "ignored_auth%(default).0s")
+    return fuzz
 
 
 def positive_int(value: str) -> int:
@@ -147,12 +157,15 @@ def run_all(command: list[str], base_url: str, args: argparse.Namespace) -> list
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="baas-sandbox-fuzz-") as workdir:
+        config = CONFIG_FILE
+        if admin_token():
+            config = config_with_admin_token(Path(workdir) / CONFIG_FILE.name)
         statuses, reports = [], []
         for target in TARGETS:
             junit = Path(workdir) / f"{target.name}.xml"
             print(f"\n== contract run: spec/{target.spec} against {base_url}{target.base_path} "
                   f"(seed {args.seed}, {args.max_examples} examples, phases {args.phases})", flush=True)
-            statuses.append(subprocess.call(run_command(command, target, base_url, args, junit)))
+            statuses.append(subprocess.call(run_command(command, target, base_url, args, junit, config)))
             reports.append((target, junit))
         if args.report is not None:
             merge_junit(reports, args.report)
@@ -163,9 +176,9 @@ def run_all(command: list[str], base_url: str, args: argparse.Namespace) -> list
 
 
 def run_command(command: list[str], target: Target, base_url: str, args: argparse.Namespace,
-                junit: Path) -> list[str]:
+                junit: Path, config_file: Path = CONFIG_FILE) -> list[str]:
     """``schemathesis run`` for one spec; ``schemathesis.toml`` is named so any working folder will do."""
-    config = ["--config-file", str(CONFIG_FILE)] if CONFIG_FILE.is_file() else []
+    config = ["--config-file", str(config_file)] if config_file.is_file() else []
     return [
         *command, *config, "run", str(SPEC_DIR / target.spec),
         "--url", base_url + target.base_path,
@@ -214,6 +227,54 @@ def junit_suites(target: Target, path: Path) -> list[ET.Element]:
         case = ET.SubElement(suite, "testcase", name="schemathesis run")
         ET.SubElement(case, "error", message=f"no report for spec/{target.spec}: {exc}")
         return [suite]
+
+
+# --- the admin token ----------------------------------------------------------------------------
+
+#: The environment variable of the admin token (``baas_sandbox.admin_access``; not imported: start-up time).
+ADMIN_TOKEN_VARIABLE = "BAAS_SANDBOX_ADMIN_TOKEN"
+ADMIN_PROJECT_TITLE = "baas-sandbox — sandbox control"
+#: Appended to the copy of schemathesis.toml: a table of the file's last project, the admin spec's.
+ADMIN_HEADERS = f'''
+[project.headers]
+Authorization = "Bearer ${{{ADMIN_TOKEN_VARIABLE}}}"
+'''
+SANITIZATION_OFF = "[output.sanitization]\nenabled = false\n"
+SANITIZE_AUTHORIZATION = ('[output.sanitization]\nenabled = true\nkeys-to-sanitize = ["authorization"]\n'
+                          'sensitive-markers = ["authorization"]\n')
+
+
+#: The admin guard's refusals of the run's first request (baas_sandbox/http/admin_guard.py), and what to do.
+GUARD_REFUSALS = {
+    401: f"its admin API wants a token: set {ADMIN_TOKEN_VARIABLE} to it",
+    421: "it does not answer to this host name: start it with --allowed-hosts naming it",
+}
+
+
+def admin_token() -> str | None:
+    return os.environ.get(ADMIN_TOKEN_VARIABLE) or None
+
+
+def admin_headers() -> dict[str, str]:
+    token = admin_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def config_with_admin_token(path: Path) -> Path:
+    """A copy of schemathesis.toml whose admin project sends the token (read from the environment
+    by schemathesis) and whose output masks ``Authorization``; checked, so a reshaped file fails here."""
+    import tomllib
+
+    text = CONFIG_FILE.read_text(encoding="utf-8")
+    text = text.replace(SANITIZATION_OFF, SANITIZE_AUTHORIZATION) + ADMIN_HEADERS
+    config = tomllib.loads(text)
+    last = config.get("project", [{}])[-1]
+    if (config.get("output", {}).get("sanitization", {}).get("enabled") is not True
+            or last.get("title") != ADMIN_PROJECT_TITLE or "headers" not in last):
+        raise CannotRun(f"{CONFIG_FILE.name} changed shape: cannot add the admin token to it "
+                        "(see config_with_admin_token in baas_sandbox/fuzz.py)")
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 # --- the sandbox under test ---------------------------------------------------------------------
@@ -302,8 +363,15 @@ def wait_until_up(base_url: str, *, timeout: float, alive: Callable[[], bool]) -
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"{base_url}/__admin/scenarios", timeout=2):
+            probe = urllib.request.Request(f"{base_url}/__admin/scenarios", headers=admin_headers())
+            with urllib.request.urlopen(probe, timeout=2):
                 return
+        except urllib.error.HTTPError as exc:
+            if exc.code in GUARD_REFUSALS:  # it answers, and refuses: waiting will not change that
+                raise CannotRun(f"{base_url} refused the run: {GUARD_REFUSALS[exc.code]}") from None
+            if not alive() or time.monotonic() > deadline:
+                raise CannotRun(f"no sandbox answers at {base_url}: {exc}") from None
+            time.sleep(0.1)
         except (urllib.error.URLError, OSError) as exc:
             if not alive():
                 raise CannotRun("the sandbox stopped before answering (its log is above)") from None
@@ -348,7 +416,7 @@ def request(base_url: str, method: str, path: str, body: dict | None) -> None:
     import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
-    headers = {} if body is None else {"Content-Type": "application/json"}
+    headers = admin_headers() | ({} if body is None else {"Content-Type": "application/json"})
     req = urllib.request.Request(base_url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT):

@@ -1,6 +1,7 @@
 """The full request pipeline: connexion 3's AsyncApp with the sandbox's layers, explicit.
 
     remember the connection (faults) -> journal -> CORS -> tracking_id -> bind sandbox
+      -> no trailing slash -> media type -> the body limit
       -> errors in each API's format -> route (connexion) -> authenticate -> validate the request
       -> validate the response (tests) -> Prefer: a documented example
       -> scenarios: latency, an injected answer, a network fault -> the handler
@@ -22,9 +23,11 @@ from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-import handlers
+from baas_sandbox import handlers
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import compiled, errors
+from baas_sandbox.http.admin_guard import AdminGuard
+from baas_sandbox.http.body_limit import BodyTooLarge, LimitBody
 from baas_sandbox.http.context import BindSandbox
 from baas_sandbox.http.faults import RememberConnection
 from baas_sandbox.http.journal import RecordRequests
@@ -67,10 +70,16 @@ def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
     app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        allow_origin_regex=settings.cors_origin_regex, allow_methods=["*"],
                        allow_headers=["*"], expose_headers=[TRACKING_HEADER])
+    # Inside CORS (a refusal an allowed origin can read; preflights answered before), before anything else.
+    app.add_middleware(AdminGuard, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       allowed_hosts=settings.allowed_hosts, origin_regex=settings.cors_origin_regex,
+                       admin_token=settings.admin_token)
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
     app.add_middleware(NoTrailingSlash, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(LowerCaseMediaType, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    # Before routing and security: a body over the limit is refused before a token is looked at.
+    app.add_middleware(LimitBody, position=MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_size)
     if settings.validate_responses:
         # Only response validation needs the header before the outer TrackingId adds it (performance:
         # without it, this second mount would only set the same header again).
@@ -82,6 +91,7 @@ def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
 
     app.add_error_handler(DomainError, errors.on_domain_error)
     app.add_error_handler(ProblemException, errors.on_problem)
+    app.add_error_handler(BodyTooLarge, errors.on_body_too_large)
     routes = errors.RouteTable([("", specs.product), (ADMIN_BASE_PATH, specs.admin)])
     app.add_error_handler(HTTPException, routes.on_http_exception)
     app.add_error_handler(Exception, errors.on_crash)

@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +85,16 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         # Imported here: connexion is slow to import, and most pytest runs never start a sandbox.
-        # It warns at import about starlette's test client, noise in a consumer's test report.
+        # It warns at import about starlette's test client and jsonschema's deprecated names, noise
+        # in a consumer's test report: the full pipeline's modules (connexion) are imported now,
+        # under these filters, rather than by the server's background build, which no filter of
+        # this thread would cover.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"connexion(\.|$)")
             import uvicorn
 
+            import baas_sandbox.pipeline  # noqa: F401
             from baas_sandbox.app import create_app
             from baas_sandbox.services.sandbox import Settings
 
@@ -153,6 +158,9 @@ class BaasSandbox:
     tokens: dict[str, str]
     #: The tenant used when none is named: the fixtures' first (``org-a``).
     default_tenant: str
+    #: The admin API's token, when the server has one (``@pytest.mark.baas_sandbox(admin_token=...)``):
+    #: the helpers send it on ``/__admin``.
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def admin_url(self) -> str:
@@ -243,7 +251,10 @@ class BaasSandbox:
 
         Raises ``SandboxError`` with the status and body for any answer other than 2xx.
         """
-        headers = self.headers(tenant) if not path.startswith("/__admin") else {}
+        if not path.startswith("/__admin"):
+            headers = self.headers(tenant)
+        else:
+            headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -287,9 +298,9 @@ def new_document(person_type: str, *, dict_rejects: bool = False) -> str:
 
 def tenant_tokens(fixtures_dir: Path) -> dict[str, str]:
     """``{tenant: token}`` in the order of ``tenants.yaml``, the sandbox's own source of tokens."""
-    import yaml
+    from baas_sandbox.adapters.yamlfile import YamlDocument  # the sandbox's loader, with its limits
 
-    document = yaml.safe_load((Path(fixtures_dir) / "tenants.yaml").read_text(encoding="utf-8"))
+    document = YamlDocument(Path(fixtures_dir) / "tenants.yaml").data
     return {tenant["name"]: tenant["token"] for tenant in document["tenants"]}
 
 
@@ -313,7 +324,8 @@ def baas_sandbox(request: pytest.FixtureRequest, pytestconfig: pytest.Config) ->
         else:
             server = stack.enter_context(running(session_settings(pytestconfig) | marker_settings(marker)))
         tokens = tenant_tokens(server.settings.get("fixtures_dir", DEFAULT_FIXTURES))
-        sandbox = BaasSandbox(url=server.url, tokens=tokens, default_tenant=next(iter(tokens)))
+        sandbox = BaasSandbox(url=server.url, tokens=tokens, default_tenant=next(iter(tokens)),
+                              admin_token=server.settings.get("admin_token"))
         if marker is None:
             sandbox.reset()
         yield sandbox

@@ -11,15 +11,14 @@ import functools
 import hashlib
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from baas_sandbox.defaults import PROJECT_ROOT
+from baas_sandbox.defaults import SPEC_DIR
 
-SPEC_DIR = PROJECT_ROOT / "spec"
 PRODUCT_SPEC = "openapi.yaml"
 ADMIN_SPEC = "admin.yaml"
 #: Where the admin API is served.
@@ -159,6 +158,11 @@ class Operation:
     responses: dict[int, DocumentedResponse]
     #: Request body fields marked ``format: password``: never echoed, logged or journaled.
     secret_fields: frozenset[str] = frozenset()
+    #: The documented query parameters (the journal keeps their values, masks any other's).
+    query_names: frozenset[str] = frozenset()
+    #: The documented request body fields, nested: name -> ``SECRET``, ``PLAIN`` or the fields of an
+    #: object (the journal of an operation with a secret keeps only the documented plain fields).
+    body_fields: dict = field(default_factory=dict)
 
 
 class Contract:
@@ -172,7 +176,7 @@ class Contract:
             for path, item in spec.get("paths", {}).items():
                 for method in HTTP_METHODS:
                     if method in item and "operationId" in item[method]:
-                        operation = _operation(base_path + path, method, item[method])
+                        operation = _operation(base_path + path, method, item[method], item.get("parameters", []))
                         self.operations[operation.operation_id] = operation
                         self._components[operation.operation_id] = spec.get("components", {})
 
@@ -221,7 +225,7 @@ class Contract:
                 for e in OAS30Validator(schema).iter_errors(body)]
 
 
-def _operation(path: str, method: str, operation: dict) -> Operation:
+def _operation(path: str, method: str, operation: dict, path_parameters: list = ()) -> Operation:
     responses = {}
     for status, response in operation.get("responses", {}).items():
         if not str(status).isdigit():
@@ -232,7 +236,28 @@ def _operation(path: str, method: str, operation: dict) -> Operation:
         responses[int(status)] = DocumentedResponse(int(status), media.get("schema") if media else None, examples)
     body_schema = (operation.get("requestBody", {}).get("content", {})
                    .get("application/json", {}).get("schema", {}))
-    return Operation(operation["operationId"], method, path, responses, frozenset(_secret_fields(body_schema)))
+    query_names = frozenset(p["name"] for p in [*path_parameters, *operation.get("parameters", [])]
+                            if isinstance(p, dict) and p.get("in") == "query")
+    return Operation(operation["operationId"], method, path, responses, frozenset(_secret_fields(body_schema)),
+                     query_names, _body_fields(body_schema))
+
+
+SECRET, PLAIN = "secret", "plain"
+
+
+def _body_fields(schema: dict) -> dict:
+    """The fields ``schema`` documents (``Operation.body_fields``), its ``oneOf`` branches merged."""
+    fields: dict = {}
+    for branch in [schema, *schema.get("oneOf", []), *schema.get("anyOf", []), *schema.get("allOf", [])]:
+        for name, prop in branch.get("properties", {}).items():
+            if prop.get("format") == "password":
+                fields[name] = SECRET
+            elif "properties" in prop or any(k in prop for k in ("oneOf", "anyOf", "allOf")):
+                nested = fields.get(name)
+                fields[name] = (nested if isinstance(nested, dict) else {}) | _body_fields(prop)
+            else:
+                fields.setdefault(name, PLAIN)
+    return fields
 
 
 def _secret_fields(schema: dict, prefix: str = "") -> set[str]:

@@ -1,12 +1,10 @@
-"""``python -m bench.launch [--keys N] [--server-options] serve [options]``: ``baas-sandbox serve``, with
-what the benchmark needs around it and nothing changed inside it.
+"""``python -m bench.launch [--keys N] serve [options]``: ``baas-sandbox serve``, with what the
+benchmark needs around it and nothing changed inside it.
 
 - ``--keys N``: the store holds N Pix keys before the server answers (``bench.filled``).
-- ``--server-options``: ``uvicorn.run`` also gets ``baas_sandbox.server.uvicorn_options()``, as the
-  CLI will once they are wired into it, so their effect can be measured before that.
 
-The CLI runs unchanged: ``create_app`` and ``uvicorn.run`` are wrapped, then
-``baas_sandbox.cli.main`` is called with the remaining arguments.
+The CLI runs unchanged: ``create_app`` is wrapped, then ``baas_sandbox.cli.main`` is called with the
+remaining arguments.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import time
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.launch")
     parser.add_argument("--keys", type=int, default=0)
-    parser.add_argument("--server-options", action="store_true")
     ours, cli_args = parser.parse_known_args(argv)
 
     if ours.keys:
@@ -37,18 +34,6 @@ def main(argv: list[str]) -> int:
             return app
 
         app_module.create_app = create_and_fill
-
-    if ours.server_options:
-        import uvicorn
-
-        from baas_sandbox.server import uvicorn_options
-
-        run = uvicorn.run
-
-        def run_with_options(app, **kwargs):
-            return run(app, **(kwargs | uvicorn_options()))
-
-        uvicorn.run = run_with_options
 
     from baas_sandbox import cli
 

@@ -172,8 +172,6 @@ def report(args, info: dict, started: dt.datetime, elapsed: float, startup: dict
         "accounts opened beforehand through `POST /__admin/accounts` (valid CNPJs, at most 20 keys each, so every "
         "request has room); Prism gets schema-valid account keys.",
         *([f"- Sandbox code from `{args.sandbox_root}` (not this tree)"] if args.sandbox_root else []),
-        *(["- Served with `baas_sandbox.server.uvicorn_options()` (through `bench/launch.py`, as the CLI will once "
-           "they are wired into it)"] if args.server_options else []),
         "",
     ]
     checks: list[tuple[str, bool, str]] = []
@@ -285,8 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-prism", action="store_true", help="measure the sandbox only (while iterating)")
     parser.add_argument("--sandbox-root", type=Path, default=None,
                         help="run the sandbox's code from this checkout instead (e.g. a version before a change)")
-    parser.add_argument("--server-options", action="store_true",
-                        help="serve with baas_sandbox.server.uvicorn_options(), as the CLI will once they are wired in")
     parser.add_argument("--output", type=Path, default=servers.BENCH_DIR / "RESULTS.md",
                         help="where to write the results (default bench/RESULTS.md)")
     args = parser.parse_args(argv)
@@ -296,7 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     sections = set(args.sections.split(","))
     if args.sandbox_root:
         servers.SANDBOX_ROOT = args.sandbox_root.resolve()
-    servers.SERVER_OPTIONS = args.server_options
 
     servers.ensure_wrk()
     servers.byte_compile()

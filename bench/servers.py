@@ -151,14 +151,8 @@ class Server:
 #: validation on (request validation is always on).
 SERVE_OPTIONS = ["--log-level", "warning", "--validate-responses"]
 
-#: Launch the sandbox with ``baas_sandbox.server.uvicorn_options()`` (``--server-options``).
-SERVER_OPTIONS = False
-
-
 def sandbox(port: int | None = None) -> Server:
     """The README's serve command."""
-    if SERVER_OPTIONS:
-        return filled_sandbox(0, port)
     port = port or free_port()
     return Server("sandbox", [str(VENV_BIN / "baas-sandbox"), "serve", "--port", str(port), *SERVE_OPTIONS],
                   port, **_sandbox_code())
@@ -167,8 +161,7 @@ def sandbox(port: int | None = None) -> Server:
 def filled_sandbox(keys: int, port: int | None = None) -> Server:
     """The same command through ``bench.launch``: the store holds ``keys`` Pix keys before it serves."""
     port = port or free_port()
-    launcher = [str(VENV_BIN / "python"), "-m", "bench.launch", "--keys", str(keys),
-                *(["--server-options"] if SERVER_OPTIONS else [])]
+    launcher = [str(VENV_BIN / "python"), "-m", "bench.launch", "--keys", str(keys)]
     return Server("sandbox" if not keys else f"sandbox-{keys}-keys",
                   [*launcher, "serve", "--port", str(port), *SERVE_OPTIONS], port, **_sandbox_code())
 

@@ -4,6 +4,9 @@ The spec keeps the platform's own operationIds (``post-credentials``), so they a
 explicitly rather than derived from module paths. A handler's module is imported when the handler
 is first resolved: the product API's handlers serve the first requests, while the admin API's
 modules (and connexion, which they use) are still loading (``baas_sandbox.app``).
+
+The folder is ``handlers/`` at the checkout's top level and ``baas_sandbox/handlers`` once installed
+(pyproject.toml maps it): it is always imported as ``baas_sandbox.handlers``.
 """
 
 from __future__ import annotations
@@ -13,28 +16,30 @@ from collections.abc import Callable
 
 #: operationId -> "module:function" (or, in tests, the function itself).
 OPERATIONS: dict[str, str | Callable] = {
-    "post-credentials": "handlers.credentials:post_credentials",
-    "create-pix-key": "handlers.pix_keys:create_pix_key",
-    "list-pix-keys": "handlers.pix_keys:list_pix_keys",
-    "validate-pix-key-twofa": "handlers.pix_keys:validate_twofa",
-    "resend-pix-key-twofa": "handlers.pix_keys:resend_twofa",
-    "reset-sandbox": "handlers.admin:reset_sandbox",
-    "list-accounts": "handlers.admin:list_accounts",
-    "create-account": "handlers.admin:create_account",
-    "list-outbox": "handlers.admin:list_outbox",
-    "list-webhooks": "handlers.admin:list_webhooks",
-    "list-scenarios": "handlers.admin:list_scenarios",
-    "set-active-scenarios": "handlers.admin:set_active_scenarios",
-    "list-requests": "handlers.admin:list_requests",
-    "clear-requests": "handlers.admin:clear_requests",
-    "list-webhook-subscriptions": "handlers.webhooks:list_subscriptions",
-    "create-webhook-subscription": "handlers.webhooks:create_subscription",
-    "delete-webhook-subscription": "handlers.webhooks:delete_subscription",
-    "list-webhook-deliveries": "handlers.webhooks:list_deliveries",
-    "redeliver-webhook": "handlers.webhooks:redeliver",
-    "list-events": "handlers.streams:list_events",
-    "stream-events": "handlers.streams:stream_events",
-    "stream-outbox": "handlers.streams:stream_outbox",
+    "post-credentials": "baas_sandbox.handlers.credentials:post_credentials",
+    "create-pix-key": "baas_sandbox.handlers.pix_keys:create_pix_key",
+    "list-pix-keys": "baas_sandbox.handlers.pix_keys:list_pix_keys",
+    "validate-pix-key-twofa": "baas_sandbox.handlers.pix_keys:validate_twofa",
+    "resend-pix-key-twofa": "baas_sandbox.handlers.pix_keys:resend_twofa",
+    "reset-sandbox": "baas_sandbox.handlers.admin:reset_sandbox",
+    "list-accounts": "baas_sandbox.handlers.admin:list_accounts",
+    "create-account": "baas_sandbox.handlers.admin:create_account",
+    "list-outbox": "baas_sandbox.handlers.admin:list_outbox",
+    "list-webhooks": "baas_sandbox.handlers.admin:list_webhooks",
+    "list-scenarios": "baas_sandbox.handlers.admin:list_scenarios",
+    "set-active-scenarios": "baas_sandbox.handlers.admin:set_active_scenarios",
+    "list-requests": "baas_sandbox.handlers.admin:list_requests",
+    "clear-requests": "baas_sandbox.handlers.admin:clear_requests",
+    "list-webhook-subscriptions": "baas_sandbox.handlers.webhooks:list_subscriptions",
+    "create-webhook-subscription": "baas_sandbox.handlers.webhooks:create_subscription",
+    "delete-webhook-subscription": "baas_sandbox.handlers.webhooks:delete_subscription",
+    "list-webhook-deliveries": "baas_sandbox.handlers.webhooks:list_deliveries",
+    "redeliver-webhook": "baas_sandbox.handlers.webhooks:redeliver",
+    "list-events": "baas_sandbox.handlers.streams:list_events",
+    "stream-events": "baas_sandbox.handlers.streams:stream_events",
+    "stream-outbox": "baas_sandbox.handlers.streams:stream_outbox",
+    "get-front-door": "baas_sandbox.handlers.front_door:front_door",
+    "get-admin-front-door": "baas_sandbox.handlers.front_door:front_door",
 }
 
 

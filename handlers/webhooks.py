@@ -16,7 +16,7 @@ async def list_subscriptions():
 
 async def create_subscription(body: dict):
     sandbox = current_sandbox()
-    problem = sandbox.settings.subscription_problem(body)
+    problem = sandbox.subscription_problem(body)
     if problem is not None:
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",
                                    "details": f"{problem[0]}: {problem[1]}"})

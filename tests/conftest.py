@@ -49,21 +49,22 @@ def client_with() -> Callable:
 
 
 @contextmanager
-def live_server(**settings) -> Iterator[tuple[str, object]]:
-    """The app served by uvicorn on a free loopback port, in a thread: (base URL, sandbox)."""
+def live_server(port: int | None = None, **settings) -> Iterator[tuple[str, object]]:
+    """The app served by uvicorn on a loopback port (``port``, or a free one), in a thread: (base URL, sandbox)."""
     import socket
     import threading
     import time
 
     import uvicorn
 
+    # Bound here and handed to uvicorn (as the plugin and `serve` do): no window between finding a
+    # free port and binding it in which another process could take it.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port or 0))
+    port = sock.getsockname()[1]
     app = create_app(Settings(**(FAST | settings)))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=0.5))
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=0.5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -74,6 +75,7 @@ def live_server(**settings) -> Iterator[tuple[str, object]]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
     assert_events_valid(app.sandbox)
 
 

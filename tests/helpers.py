@@ -67,3 +67,18 @@ def webhooks_for(client, request_key: str) -> list[dict]:
     response = client.get("/__admin/webhooks")
     assert response.status_code == 200, response.text
     return [w["body"] for w in response.json()["webhooks"] if w["body"]["pix_key_request_key"] == request_key]
+
+
+def billion_laughs(top: str = "") -> str:
+    """The "billion laughs" YAML (red team, reproduction 10): nine lines of nested aliases, 9**9
+    values once expanded; ``top``: lines to put first."""
+    lines = [top] if top else []
+    lines.append("a: &a [" + ", ".join(['"lol"'] * 9) + "]")
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def nested(depth: int, key: str = "rules") -> str:
+    """A document nested ``depth`` lists deep (red team, reproduction 11: 5,000)."""
+    return f"{key}: " + "[" * depth + "]" * depth + "\n"

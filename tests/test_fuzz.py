@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-import handlers
+from baas_sandbox import handlers
 from baas_sandbox import cli
 from baas_sandbox import fuzz as fuzz_module
-from baas_sandbox.defaults import DEFAULT_FIXTURES, PROJECT_ROOT
+from baas_sandbox.defaults import DEFAULT_FIXTURES
 from baas_sandbox.pytest_plugin import running, tenant_tokens
 from baas_sandbox.spec import ADMIN_SPEC, PRODUCT_SPEC, SPEC_DIR, load_checked
 
-CONFIG = tomllib.loads((PROJECT_ROOT / "schemathesis.toml").read_text(encoding="utf-8"))
+CONFIG = tomllib.loads((SPEC_DIR / "schemathesis.toml").read_text(encoding="utf-8"))
 SMALL_BUDGET = ["--max-examples", "5", "--seed", "3"]
 
 
@@ -126,3 +126,31 @@ def test_fuzz_says_how_to_install_schemathesis_when_it_is_missing(monkeypatch, c
                         lambda name, *rest: None if name == "schemathesis" else real_find_spec(name, *rest))
     assert cli.main(["fuzz"]) == 2
     assert "pip install 'baas-sandbox[test]'" in capsys.readouterr().err
+
+
+ADMIN_TOKEN = "fuzz-admin-token-not-secret"
+
+
+def test_the_contract_run_sends_the_admin_token_and_prints_it_nowhere(tmp_path, monkeypatch):
+    """A sandbox with an admin token (it refuses admin requests without it): the run's own requests
+    (reset, scenarios off) and schemathesis's carry it, read from the environment, never printed."""
+    monkeypatch.setenv(fuzz_module.ADMIN_TOKEN_VARIABLE, ADMIN_TOKEN)
+    config = tomllib.loads(fuzz_module.config_with_admin_token(tmp_path / "s.toml").read_text(encoding="utf-8"))
+    admin = next(p for p in config["project"] if p["title"] == load_checked(SPEC_DIR / ADMIN_SPEC)["info"]["title"])
+    assert admin["headers"] == {"Authorization": "Bearer ${BAAS_SANDBOX_ADMIN_TOKEN}"}
+    assert config["output"]["sanitization"]["enabled"] is True
+    with running({"activation_delay": 0.05, "hot_reload": False, "admin_token": ADMIN_TOKEN}) as server:
+        result = subprocess.run([sys.executable, "-m", "baas_sandbox", "fuzz", "--url", server.url, *SMALL_BUDGET,
+                                 "--phases", "examples,stateful"], capture_output=True, text=True, timeout=240,
+                                cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "== contract run: no failure" in result.stdout
+    assert ADMIN_TOKEN not in result.stdout + result.stderr
+
+
+def test_fuzz_says_when_the_sandbox_wants_an_admin_token(monkeypatch, capsys):
+    monkeypatch.delenv(fuzz_module.ADMIN_TOKEN_VARIABLE, raising=False)
+    with running({"hot_reload": False, "admin_token": ADMIN_TOKEN}) as server:
+        assert cli.main(["fuzz", "--url", server.url]) == 2
+    assert f"refused the run: its admin API wants a token: set {fuzz_module.ADMIN_TOKEN_VARIABLE}" \
+           in capsys.readouterr().err

@@ -714,6 +714,123 @@ def test_expired_code_is_gone_and_a_resent_code_works(client_with):
     assert accepted.json()["request_status"] == "pending"
 
 
+def data_events(client, event_type: str, request_key: str) -> list[dict]:
+    response = client.get("/__admin/events", params={"type": event_type})
+    assert response.status_code == 200, response.text
+    return [e["data"] for e in response.json()["events"] if e["data"]["pix_key_request_key"] == request_key]
+
+
+def warmed_up(client) -> None:
+    """The full pipeline is built in the background; the admin API waits for it (up to a second on a
+    busy machine). Built first, it does not eat into a short validation window."""
+    assert client.get("/__admin/accounts").status_code == 200
+
+
+def test_the_fifth_wrong_code_rejects_the_request_and_frees_its_key(client):
+    """Red team, reproduction 6: 603,411 wrong codes, then the right one, were accepted."""
+    request_key = created(create_key(client, SEED_ACCOUNT, "email", SEED_EMAIL))
+    code = latest_code(client, request_key)
+    wrong = [f"{(int(code) + n) % 1_000_000:06d}" for n in range(1, 6)]
+
+    first_four = [confirm(client, request_key, guess) for guess in wrong[:4]]
+    fifth = confirm(client, request_key, wrong[4])
+    right_code_after = confirm(client, request_key, code)
+
+    for response in first_four:
+        expect_error(response, 400, "2FA000400")
+    assert expect_error(fifth, 429, "2FA000429") == two_factor_body(
+        "Too Many Requests", "2FA000429", "Too many wrong codes: the key request was rejected.",
+        "Códigos de verificação inválidos demais: o pedido de criação foi rejeitado.")
+    assert request_key in expect_error(right_code_after, 400, "PIX000076")["description"]
+    hook = decided_webhook(client, request_key)
+    assert (hook["pix_key_request_status"], hook["pix_key_status"]) == ("rejected", "inactive")
+    [rejected] = data_events(client, "pix_key_request_rejected", request_key)
+    assert rejected["reason"] == "too_many_attempts"
+    assert rejected["request_failure_reason"] == "Too many wrong verification codes (5)"
+    failures = data_events(client, "two_step_validation_failed", request_key)
+    assert [(f["reason"], f["error_code"]) for f in failures] == [("wrong_code", "2FA000400")] * 4 + [
+        ("too_many_attempts", "2FA000429")]
+    assert key_status(client, SEED_ACCOUNT, request_key) is None  # not listed: no key
+    again = created(create_key(client, SEED_ACCOUNT, "email", SEED_EMAIL))  # the key is free
+    assert confirm(client, again, latest_code(client, again)).status_code == 200
+
+
+def test_wrong_codes_are_counted_per_request_not_per_code(client):
+    request_key = created(create_key(client, SEED_ACCOUNT, "email", SEED_EMAIL))
+    for _ in range(4):
+        expect_error(confirm(client, request_key, wrong_code(latest_code(client, request_key))), 400, "2FA000400")
+    assert resend(client, request_key, json={}).status_code == 200
+
+    response = confirm(client, request_key, wrong_code(latest_code(client, request_key)))
+
+    expect_error(response, 429, "2FA000429")
+
+
+def test_resend_twofa_is_limited_to_three_per_request(client):
+    request_key = created(create_key(client, SEED_ACCOUNT, "phone_number", SEED_PHONE))
+
+    resends = [resend(client, request_key, json={}) for _ in range(3)]
+    fourth = resend(client, request_key, json={})
+
+    assert [r.status_code for r in resends] == [200, 200, 200]
+    assert expect_error(fourth, 429, "2FA000429") == two_factor_body(
+        "Too Many Requests", "2FA000429", "Too many codes sent for this key request.",
+        "Códigos de verificação enviados demais para este pedido de criação.")
+    assert len(outbox(client, request_key)) == 4  # the first code and three resends: no fifth message
+    accepted = confirm(client, request_key, latest_code(client, request_key))  # the last code still works
+    assert accepted.status_code == 200, accepted.text
+
+
+def test_a_request_never_validated_expires_and_frees_the_key_for_its_owner(client_with):
+    """Red team, reproduction 7: another tenant registered the victim's email and never confirmed it;
+    the owner got PIX000074 for ever."""
+    victim = "victim@example.com"
+    with client_with(validation_window=1.0) as client:
+        warmed_up(client)
+        squatted = created(create_key(client, ORG_B_ACCOUNT, "email", victim, headers=ORG_B))
+        squatters_code = latest_code(client, squatted)
+        expect_error(create_key(client, SEED_ACCOUNT, "email", victim), 400, "PIX000074")
+
+        hook = decided_webhook(client, squatted)  # polled, bounded: the window closes
+        owners = create_key(client, SEED_ACCOUNT, "email", victim)
+        late_code = confirm(client, squatted, squatters_code, headers=ORG_B)
+        [rejected] = data_events(client, "pix_key_request_rejected", squatted)
+
+    assert (hook["pix_key_request_status"], hook["pix_key_status"]) == ("rejected", "inactive")
+    assert rejected["reason"] == "validation_window_expired"
+    assert rejected["request_failure_reason"] == (
+        "Verification code not accepted within the validation window (1 s)")
+    assert owners.status_code == 201, owners.text
+    expect_error(late_code, 400, "PIX000076")
+
+
+def test_a_request_validated_in_time_does_not_expire(client_with):
+    with client_with(validation_window=1.0, activation_delay=0.05) as client:
+        warmed_up(client)
+        request_key, _ = confirmed_email(client)
+        # Both timers (the decision, the end of the window) have run: nothing left to happen.
+        wait_until(lambda: client.sandbox.scheduler.pending == 0)
+        hooks = webhooks_for(client, request_key)
+        status = key_status(client, SEED_ACCOUNT, request_key)
+
+    assert [h["pix_key_request_status"] for h in hooks] == ["approved"]
+    assert status == "active"
+
+
+def test_verification_codes_are_masked_in_the_request_journal(client):
+    request_key = created(create_key(client, SEED_ACCOUNT, "email", SEED_EMAIL))
+    code = latest_code(client, request_key)
+    expect_error(confirm(client, request_key, wrong_code(code)), 400, "2FA000400")
+    expect_error(confirm(client, request_key, "12a456"), 400, "SBX000400")
+    assert confirm(client, request_key, code).status_code == 200
+
+    entries = client.get("/__admin/requests", params={"operation_id": "validate-pix-key-twofa"}).json()["requests"]
+
+    assert [e["request_body"] for e in entries] == [{"verification_code": "****"}] * 3
+    text = str(entries)
+    assert code not in text and wrong_code(code) not in text and "12a456" not in text
+
+
 # -- 6. tracking_id -------------------------------------------------------------------------------
 
 

@@ -132,3 +132,13 @@ def test_the_marker_gives_the_test_a_sandbox_of_its_own(baas_sandbox, baas_sandb
                                 body={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
     with pytest.raises(SandboxError, match="not 'active' within 0.2 s; last seen: .*'pix_key_status': "):
         baas_sandbox.wait_for_key_status(SEED_ACCOUNT, request["pix_key_request_key"], timeout=0.2)
+
+
+@pytest.mark.baas_sandbox(admin_token="plugin-admin-token")
+def test_the_helpers_send_the_admin_token_of_a_sandbox_that_has_one(baas_sandbox):
+    import httpx
+
+    assert baas_sandbox.create_account()["tenant"] == "org-a"  # POST /__admin/accounts, with the token
+    assert baas_sandbox.reset()["message"] == "Sandbox reset to fixtures"
+    assert httpx.post(f"{baas_sandbox.admin_url}/reset").status_code == 401  # without it
+    assert "plugin-admin-token" not in repr(baas_sandbox)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from baas_sandbox.adapters.fixtures import FixtureError
 from baas_sandbox.app import create_app
 from baas_sandbox.services.sandbox import DEFAULT_FIXTURES, Settings
 from baas_sandbox.spec import SPEC_DIR, SpecError
+from tests.helpers import billion_laughs, nested
 
 BAAS_SANDBOX = str(Path(sys.executable).with_name("baas-sandbox"))
 
@@ -43,7 +45,7 @@ def test_the_console_script_serves_the_sandbox():
                 assert time.monotonic() < deadline, "the server did not answer within 20 s"
                 time.sleep(0.1)
         assert response.status_code == 200
-        assert len(response.json()["accounts"]) == 6
+        assert len(response.json()["accounts"]) == 7
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -132,6 +134,48 @@ def test_the_cli_stops_on_a_bad_fixture_without_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def serve_refused(fixtures: Path) -> subprocess.CompletedProcess:
+    """``baas-sandbox serve --fixtures`` expected to stop at start-up; its address space is bounded
+    (2 GiB), so a file that explodes makes it fail, not the machine."""
+    import resource
+
+    def bounded() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    return subprocess.run([BAAS_SANDBOX, "serve", "--fixtures", str(fixtures), "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=60, preexec_fn=bounded)
+
+
+def padded_accounts() -> str:
+    """A valid accounts file made larger than the limit (1 MiB) by comments."""
+    return (DEFAULT_FIXTURES / "accounts.yaml").read_text() + "# padding\n" * 110_000
+
+
+@pytest.mark.parametrize(("file", "text", "expected"), [
+    pytest.param("scenarios/laughs.yaml", billion_laughs("description: a billion laughs"),
+                 r"scenarios/laughs\.yaml:6: aliases expand to more than 10,000 values", id="scenario-billion-laughs"),
+    pytest.param("scenarios/deep.yaml", nested(5000),
+                 r"scenarios/deep\.yaml:1: values are nested more than 64 levels deep", id="scenario-5000-deep"),
+    pytest.param("webhooks.yaml", billion_laughs(), r"webhooks\.yaml:5: aliases expand", id="webhooks-billion-laughs"),
+    pytest.param("tenants.yaml", "tenants: &t\n  - *t\n", r"tenants\.yaml:2: the alias \*t is inside the value",
+                 id="tenants-recursive-alias"),
+    pytest.param("accounts.yaml", padded_accounts(), r"accounts\.yaml:\d+: the file is larger than 1,048,576 bytes",
+                 id="accounts-too-large"),
+])
+def test_a_yaml_file_that_would_explode_stops_start_up_with_file_line_and_reason(tmp_path, file, text, expected):
+    """Red team, reproductions 10 and 11: a billion laughs was a MemoryError after 25 s, 5,000 levels
+    a RecursionError traceback (exit 1). The same limits hold for every file the sandbox reads."""
+    fixtures = fixture_dir(tmp_path)
+    (fixtures / "scenarios").mkdir()
+    (fixtures / file).write_text(text)
+
+    result = serve_refused(fixtures)
+
+    assert result.returncode == 2, result.stderr
+    assert re.search(r"baas-sandbox: cannot start: \S*" + expected, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.fixture
 def broken_spec_dir(tmp_path, monkeypatch) -> Path:
     """A copy of the specs whose product spec is valid YAML but not a valid OpenAPI document."""
@@ -208,3 +252,57 @@ def test_a_cache_that_cannot_be_written_only_means_checking_again(tmp_path, monk
     blocker.write_text("not a folder")
     monkeypatch.setattr(spec_module, "SPEC_CACHE_DIR", blocker / "cache")
     assert spec_module.load_checked(_copy_of_product_spec(tmp_path, "d.yaml"))["openapi"].startswith("3.")
+
+
+# -- every fixture problem at once ---------------------------------------------------------------------
+
+FIVE_MISTAKES = """\
+    accounts:
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556601
+        tenant: org-x
+        owner_name: ANA
+        owner_person_type: natural
+        owner_document_number: "81563500221"
+        status: open
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556602
+        tenant: org-a
+        owner_name: BIA
+        owner_person_type: natural
+        owner_document_number: "12345678900"
+        status: open
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556603
+        tenant: org-a
+        owner_name: CAIO
+        owner_person_type: natural
+        owner_document_number: "81563500221"
+        status: frozen
+      - account_key: 0b9e5a4c-1111-4222-8333-444455556603
+        tenant: org-a
+        owner_name: DORA
+        owner_person_type: natural
+        owner_document_number: "81563500221"
+        status: open
+    """
+
+
+def test_every_fixture_problem_is_reported_at_once_one_line_each(tmp_path):
+    """Five mistakes in three files (four in accounts.yaml, one in a scenario): five lines, then exit 2."""
+    directory = fixture_dir(tmp_path, accounts=FIVE_MISTAKES)
+    (directory / "scenarios").mkdir()
+    (directory / "scenarios" / "teapot.yaml").write_text(
+        "rules:\n  - match: {operation: create-pix-key}\n    respond: {status: 418}\n")
+    result = subprocess.run([sys.executable, "-m", "baas_sandbox", "serve", "--fixtures", str(directory),
+                             "--port", "0", "--log-level", "warning"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    expected = [
+        "accounts.yaml:3: accounts[0].tenant: unknown tenant 'org-x'",
+        "accounts.yaml:12: accounts[1].owner_document_number: 12345678900 is not a valid CPF",
+        "accounts.yaml:19: accounts[2].status: 'frozen' is not one of",
+        "accounts.yaml:20: accounts[3].account_key: account_key is used by another account",
+        "teapot.yaml:3: rules[0].respond.status: status 418 is not documented for create-pix-key",
+    ]
+    assert len(lines) == len(expected), result.stderr
+    for line, wanted in zip(lines, expected):
+        assert line.startswith("baas-sandbox: cannot start: ") and wanted in line, (line, wanted)
+    assert "Traceback" not in result.stderr

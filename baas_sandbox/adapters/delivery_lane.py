@@ -46,8 +46,9 @@ class Gate(Protocol):
     def start(self, work: Awaitable[None]) -> asyncio.Task: ...
 
 
-#: Sends one attempt: (what happened, whether the client may be used again).
-Send = Callable[["httpx.AsyncClient", "Delivery"], Awaitable[tuple["Attempt", bool]]]
+#: Sends one attempt: (what happened, whether the client may be used again, whether the delivery
+#: ends there whatever its attempts left: its URL must not be sent to).
+Send = Callable[["httpx.AsyncClient", "Delivery"], Awaitable[tuple["Attempt", bool, bool]]]
 
 
 class DeliveryLane:
@@ -172,18 +173,22 @@ class DeliveryLane:
                 try:
                     client = client or self._new_client()
                     async with self._gate:
-                        attempt, reusable = await self._send(client, delivery)
+                        attempt, reusable, final = await self._send(client, delivery)
                 finally:
                     self._in_flight.discard(delivery.id)
                 if not reusable:
                     await _close(client)
                     client = None
-                self._settle(delivery, attempt)
+                self._settle(delivery, attempt, final)
         finally:
             if client is not None:
                 await _close(client)
 
-    def _settle(self, delivery: Delivery, attempt: Attempt) -> None:
+    def _settle(self, delivery: Delivery, attempt: Attempt, final: bool) -> None:
+        if final:  # not the receiver's doing: the circuit learns nothing from it
+            if delivery.id in self.pending:
+                self._end(delivery, attempt.error)
+            return
         succeeded = attempt.status is not None and 200 <= attempt.status < 300
         was_closed = self.breaker.open_until is None
         self.breaker.record(succeeded, self._loop.time())

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.adapters.yamlfile import FileProblem, YamlDocument
-from baas_sandbox.domain.model import Account, Tenant
+from baas_sandbox.domain.documents import check_pix_key
+from baas_sandbox.domain.errors import InvalidPixKey
+from baas_sandbox.domain.model import Account, PixKeyType, Tenant
 
 PROVIDERS = ["BTG", "CELCOIN", "JDPI", "PAY2ALL"]
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 TENANTS_SCHEMA = {
     "type": "object",
@@ -29,10 +32,7 @@ TENANTS_SCHEMA = {
                 "properties": {
                     "name": {"type": "string", "minLength": 1},
                     "token": {"type": "string", "pattern": r"^[A-Za-z0-9._~+/-]+=*$"},
-                    "requester_key": {
-                        "type": "string",
-                        "pattern": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-                    },
+                    "requester_key": {"type": "string", "pattern": UUID_PATTERN},
                     "providers": {
                         "type": "array",
                         "items": {"enum": PROVIDERS},
@@ -55,6 +55,8 @@ class Fixtures:
     accounts: list[Account]
     #: Webhook subscriptions to set up at start (``webhooks.yaml``, optional).
     subscriptions: list[dict] = field(default_factory=list)
+    #: Email and phone key requests waiting for their code at start (``key_requests.yaml``, optional).
+    key_requests: list[dict] = field(default_factory=list)
 
 
 #: Builds an account from a fixture entry; raises ``InvalidAccountField`` for a bad field.
@@ -73,16 +75,59 @@ SubscriptionCheck = Callable[[dict], tuple[str, str] | None]
 
 def load_fixtures(directory: Path, account_schema: dict, build_account: AccountBuilder,
                   check_subscription: SubscriptionCheck = lambda _entry: None) -> Fixtures:
-    """Read ``tenants.yaml``, ``accounts.yaml`` and the optional ``webhooks.yaml`` from ``directory``."""
-    tenants_doc = YamlDocument(directory / "tenants.yaml", FixtureError)
-    tenants_doc.check(TENANTS_SCHEMA)
+    """Read ``tenants.yaml``, ``accounts.yaml`` and the optional ``webhooks.yaml`` from ``directory``.
+
+    Every problem of every file is found before one ``FixtureError`` reports them all: an entry
+    that breaks the schema is reported and left out of the checks that need its fields; a file
+    that cannot be read, or whose shape is wrong, is reported and the other files are still read.
+    """
+    problems: list[FileProblem] = []
+    tenants = _load_tenants(directory / "tenants.yaml", problems)
+    accounts = _load_accounts(directory / "accounts.yaml", account_schema, build_account, tenants, problems)
+    subscriptions = _collect(problems, load_subscriptions, directory / "webhooks.yaml", check_subscription) or []
+    key_requests = _load_key_requests(directory / "key_requests.yaml", {a.account_key for a in accounts}, problems)
+    if problems:
+        files = list(dict.fromkeys(problem.path for problem in problems))
+        problems.sort(key=lambda problem: (files.index(problem.path), problem.line or 0))  # stable: as found
+        raise FixtureError.several(problems)
+    return Fixtures(tenants=list(tenants.values()), accounts=accounts, subscriptions=subscriptions,
+                    key_requests=key_requests)
+
+
+def _collect(problems: list[FileProblem], load: Callable, *args):
+    """``load(*args)``, its problems added to ``problems`` (then None) rather than raised."""
+    try:
+        return load(*args)
+    except FileProblem as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _checked_entries(document: YamlDocument, schema: dict, key: str,
+                     problems: list[FileProblem]) -> list[tuple[int, dict]]:
+    """The entries of ``document[key]`` that ``schema`` (of the whole file) accepts, with their
+    index; every violation goes to ``problems``. None at all when the file's shape is wrong."""
+    violations = document.violations(schema)
+    problems.extend(document.fail(path, message) for path, message in violations)
+    if any(len(path) < 2 for path, _ in violations):  # the file itself, or its list, is wrong
+        return []
+    broken = {path[1] for path, _ in violations}
+    return [(index, entry) for index, entry in enumerate(document.data[key]) if index not in broken]
+
+
+def _load_tenants(path: Path, problems: list[FileProblem]) -> dict[str, Tenant]:
     tenants: dict[str, Tenant] = {}
+    document = _collect(problems, YamlDocument, path, FixtureError)
+    if document is None:
+        return tenants
     tokens: set[str] = set()
-    for index, entry in enumerate(tenants_doc.data["tenants"]):
+    for index, entry in _checked_entries(document, TENANTS_SCHEMA, "tenants", problems):
         if entry["name"] in tenants:
-            raise tenants_doc.fail(("tenants", index, "name"), f"tenant {entry['name']!r} is defined twice")
+            problems.append(document.fail(("tenants", index, "name"), f"tenant {entry['name']!r} is defined twice"))
+            continue
         if entry["token"] in tokens:
-            raise tenants_doc.fail(("tenants", index, "token"), "token is used by another tenant")
+            problems.append(document.fail(("tenants", index, "token"), "token is used by another tenant"))
+            continue
         tokens.add(entry["token"])
         tenants[entry["name"]] = Tenant(
             name=entry["name"],
@@ -90,26 +135,83 @@ def load_fixtures(directory: Path, account_schema: dict, build_account: AccountB
             requester_key=entry["requester_key"],
             providers=frozenset(entry.get("providers", PROVIDERS)),
         )
+    return tenants
 
-    accounts_doc = YamlDocument(directory / "accounts.yaml", FixtureError)
-    accounts_doc.check({
+
+def _load_accounts(path: Path, account_schema: dict, build_account: AccountBuilder, tenants: dict[str, Tenant],
+                   problems: list[FileProblem]) -> list[Account]:
+    accounts: list[Account] = []
+    document = _collect(problems, YamlDocument, path, FixtureError)
+    if document is None:
+        return accounts
+    schema = {
         "type": "object",
         "required": ["accounts"],
         "additionalProperties": False,
         "properties": {"accounts": {"type": "array", "items": _with_required(account_schema, "account_key")}},
-    })
-    accounts: list[Account] = []
+    }
+    entries = _checked_entries(document, schema, "accounts", problems)
     seen: set[str] = set()
-    for index, entry in enumerate(accounts_doc.data["accounts"]):
-        if entry["account_key"] in seen:
-            raise accounts_doc.fail(("accounts", index, "account_key"), "account_key is used by another account")
-        seen.add(entry["account_key"])
+    taken: set[int] = set()  # second uses of a key, among every entry (a broken one holds its key too)
+    for index, entry in enumerate(document.data.get("accounts") or [] if isinstance(document.data, dict) else []):
+        key = entry.get("account_key") if isinstance(entry, dict) else None
+        if isinstance(key, str) and key in seen:
+            problems.append(document.fail(("accounts", index, "account_key"), "account_key is used by another account"))
+            taken.add(index)
+        elif isinstance(key, str):
+            seen.add(key)
+    for index, entry in entries:
+        if index in taken:
+            continue
         try:
             accounts.append(build_account(entry, tenants.get))
         except InvalidAccountField as exc:
-            raise accounts_doc.fail(("accounts", index, exc.field), exc.problem) from None
-    return Fixtures(tenants=list(tenants.values()), accounts=accounts,
-                    subscriptions=load_subscriptions(directory / "webhooks.yaml", check_subscription))
+            problems.append(document.fail(("accounts", index, exc.field), exc.problem))
+    return accounts
+
+
+KEY_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["pix_key_request_key", "account_key", "pix_key_type", "pix_key", "verification_code"],
+    "additionalProperties": False,
+    "properties": {
+        "pix_key_request_key": {"type": "string", "pattern": UUID_PATTERN},
+        "account_key": {"type": "string", "pattern": UUID_PATTERN},
+        "pix_key_type": {"enum": ["email", "phone_number"]},  # the key requests that wait for a code
+        "pix_key": {"type": "string"},
+        "verification_code": {"type": "string", "pattern": "^[0-9]{6}$"},
+    },
+}
+
+
+def _load_key_requests(path: Path, account_keys: set[str], problems: list[FileProblem]) -> list[dict]:
+    """``key_requests.yaml`` (optional): requests waiting for their code, so that a documented
+    ``twofa_validation`` works on a fresh sandbox. The rules of a client's request apply when the
+    sandbox stores them (at start and on reset); the key and the account are checked here."""
+    if not path.exists():
+        return []
+    document = _collect(problems, YamlDocument, path, FixtureError)
+    if document is None:
+        return []
+    schema = {"type": "object", "required": ["key_requests"], "additionalProperties": False,
+              "properties": {"key_requests": {"type": "array", "items": KEY_REQUEST_SCHEMA}}}
+    entries = []
+    seen: set[str] = set()
+    for index, entry in _checked_entries(document, schema, "key_requests", problems):
+        where = ("key_requests", index)
+        try:
+            check_pix_key(PixKeyType(entry["pix_key_type"]), entry["pix_key"])
+        except InvalidPixKey as exc:
+            problems.append(document.fail(where + ("pix_key",), str(exc)))
+            continue
+        if entry["account_key"] not in account_keys:
+            problems.append(document.fail(where + ("account_key",), "no such account in accounts.yaml"))
+        elif entry["pix_key_request_key"] in seen:
+            problems.append(document.fail(where + ("pix_key_request_key",), "used by another key request"))
+        else:
+            seen.add(entry["pix_key_request_key"])
+            entries.append(entry)
+    return entries
 
 
 SUBSCRIPTION_SCHEMA = {
@@ -125,16 +227,20 @@ SUBSCRIPTION_SCHEMA = {
 
 
 def load_subscriptions(path: Path, check: SubscriptionCheck) -> list[dict]:
-    """``webhooks.yaml``: a team's whole webhook setup in one file (optional)."""
+    """``webhooks.yaml``: a team's whole webhook setup in one file (optional); every problem in one
+    ``FixtureError``."""
     if not path.exists():
         return []
     document = YamlDocument(path, FixtureError)
-    document.check({"type": "object", "required": ["subscriptions"], "additionalProperties": False,
-                    "properties": {"subscriptions": {"type": "array", "items": SUBSCRIPTION_SCHEMA}}})
-    for index, entry in enumerate(document.data["subscriptions"]):
+    problems: list[FileProblem] = []
+    schema = {"type": "object", "required": ["subscriptions"], "additionalProperties": False,
+              "properties": {"subscriptions": {"type": "array", "items": SUBSCRIPTION_SCHEMA}}}
+    for index, entry in _checked_entries(document, schema, "subscriptions", problems):
         problem = check(entry)
         if problem is not None:
-            raise document.fail(("subscriptions", index, problem[0]), problem[1])
+            problems.append(document.fail(("subscriptions", index, problem[0]), problem[1]))
+    if problems:
+        raise FixtureError.several(problems)
     return document.data["subscriptions"]
 
 

@@ -13,6 +13,11 @@ import secrets
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
+MASTER_KEY_VARIABLE = "BAAS_SANDBOX_MASTER_KEY"
+
+
+class MasterKeyError(ValueError):
+    """``BAAS_SANDBOX_MASTER_KEY`` is not 32 bytes in base64: the sandbox cannot start with it."""
 
 
 class Vault:
@@ -21,8 +26,17 @@ class Vault:
 
     @classmethod
     def from_environment(cls) -> "Vault":
-        encoded = os.environ.get("BAAS_SANDBOX_MASTER_KEY")
-        return cls(base64.b64decode(encoded) if encoded else None)
+        encoded = os.environ.get(MASTER_KEY_VARIABLE)
+        if not encoded:
+            return cls(None)
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:  # AES-256; a shorter key would silently weaken it
+            raise MasterKeyError(f"{MASTER_KEY_VARIABLE} must be 32 bytes in base64 (44 characters), e.g. the "
+                                 "output of: python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'")
+        return cls(key)
 
     def seal(self, secret: str, context: str) -> bytes:
         """Encrypt ``secret``, bound to ``context`` (the credential's slot) as associated data."""

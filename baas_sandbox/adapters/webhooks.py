@@ -28,12 +28,13 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from baas_sandbox.adapters.delivery_lane import DeliveryLane
 from baas_sandbox.adapters.loop_share import LoopShare
+from baas_sandbox.adapters.own_address import targets_own_port
 from baas_sandbox.clock import utcnow
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.ids import new_id
@@ -127,8 +128,9 @@ class Delivery:
 
 
 def subscription_problem(url: str, events: list[str], known_events: frozenset[str],
-                         allowed_hosts: tuple[str, ...]) -> tuple[str, str] | None:
-    """(field, problem) when a subscription cannot be accepted, else None."""
+                         allowed_hosts: tuple[str, ...], own_ports: Collection[int] = ()) -> tuple[str, str] | None:
+    """(field, problem) when a subscription cannot be accepted, else None. ``own_ports``: where the
+    sandbox listens (a URL that reaches it is refused: ``own_address``)."""
     unknown = [name for name in events if name not in known_events]
     if unknown:
         return "events", (f"unknown {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known_events))})")
@@ -141,6 +143,9 @@ def subscription_problem(url: str, events: list[str], known_events: frozenset[st
     if "*" not in allowed_hosts and host not in allowed_hosts:
         return "url", (f"host {host!r} is not allowed (allowed: {', '.join(allowed_hosts)}; "
                        "start the sandbox with --webhook-allowed-hosts to add one)")
+    own = targets_own_port(url, own_ports)
+    if own is not None:
+        return "url", own
     return None
 
 
@@ -169,8 +174,12 @@ class DeliveryGate:
 
 
 class WebhookDispatcher:
-    def __init__(self, policy: DeliveryPolicy, seed: int | None = None) -> None:
+    def __init__(self, policy: DeliveryPolicy, seed: int | None = None,
+                 refused: Callable[[str], str | None] = lambda _url: None) -> None:
         self.policy = policy
+        #: Why a URL must not be sent to now (it reaches the sandbox itself), checked again before each
+        #: delivery: a subscription may predate what the sandbox learned of its own port.
+        self._refused = refused
         self._rng = random.Random(seed)
         self._subscriptions: dict[str, Subscription] = {}
         self._lanes: dict[str, DeliveryLane] = {}  # subscription id -> its pending deliveries
@@ -283,7 +292,7 @@ class WebhookDispatcher:
         return lane
 
     def _finish(self, delivery: Delivery, subscription_id: str) -> None:
-        if delivery.state == "failed" and delivery.attempts and delivery.reason.startswith("gave up"):
+        if delivery.state == "failed" and not delivery.reason.startswith("dropped"):
             logger.warning("webhook %s to %s failed: %s", delivery.id, delivery.url, delivery.reason)
         self._finished[delivery.id] = delivery
         if len(self._finished) > DELIVERY_LOG_SIZE:
@@ -318,10 +327,16 @@ class WebhookDispatcher:
                                  timeout=self.policy.timeout,
                                  limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
 
-    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> tuple[Attempt, bool]:
-        """One POST; (what happened, whether ``client`` may be used again)."""
+    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> tuple[Attempt, bool, bool]:
+        """One POST; (what happened, whether ``client`` may be used again, whether it is final:
+        a URL that must not be sent to is not retried)."""
         import httpx
 
+        refused = await asyncio.to_thread(self._refused, delivery.url)  # may resolve a name: off the loop
+        if refused is not None:
+            attempt = Attempt(timestamp(utcnow()), None, f"not sent: the URL {refused}", 0.0)
+            delivery.attempts.append(attempt)
+            return attempt, True, True
         payload = delivery.payload
         sent_at = str(int(time.time()))
         headers = {
@@ -347,4 +362,4 @@ class WebhookDispatcher:
         attempt = Attempt(at, status, error, round((time.perf_counter() - started) * 1000, 3))
         delivery.attempts.append(attempt)
         del delivery.attempts[:-MAX_ATTEMPTS_KEPT]
-        return attempt, reusable
+        return attempt, reusable, False

@@ -126,6 +126,24 @@ class WrongCode(BaasError):
     translation = "Código de verificação inválido."
 
 
+class TooManyWrongCodes(BaasError):
+    """Sandbox code (2FA + HTTP status): the documents name none. The 5th wrong code of a request
+    rejects it, so that a six-digit code cannot be found by trying them all."""
+
+    status, code, title, two_factor_shape = 429, "2FA000429", "Too Many Requests", True
+    description = "Too many wrong codes: the key request was rejected."
+    translation = "Códigos de verificação inválidos demais: o pedido de criação foi rejeitado."
+
+
+class TooManyResends(BaasError):
+    """Sandbox code: the same as ``TooManyWrongCodes`` (one code per status), for the resends. The
+    request stays open: its last code still works."""
+
+    status, code, title, two_factor_shape = 429, "2FA000429", "Too Many Requests", True
+    description = "Too many codes sent for this key request."
+    translation = "Códigos de verificação enviados demais para este pedido de criação."
+
+
 class InvalidPixKey(BaasError):
     """A Pix key whose format the schema accepts but the DICT rules do not (check digits...)."""
 
@@ -179,3 +197,22 @@ class ProviderConfigurationNotFound(BankingAuthError):
 class EncryptedValueMismatch(BankingAuthError):
     status, code = 500, "EBAA0009"
     message = "Encrypted value error. Decrypt returned different value"
+
+
+def error_classes() -> dict[str, type[DomainError]]:
+    """Every business error, by its code."""
+    found: dict[str, type[DomainError]] = {}
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.code:
+            found[cls.code] = cls
+    return found
+
+
+def template_fields(template: str) -> list[str]:
+    """The names a message template fills in (``"{provider} - API …"`` -> ``["provider"]``)."""
+    import string
+
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]

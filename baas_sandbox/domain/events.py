@@ -64,14 +64,18 @@ class TwoStepValidationFailed(Event):
     tenant: str
     cid: str | None
     pix_key_request_key: str
-    reason: str  # wrong_code, expired_code, code_already_verified
+    reason: str  # wrong_code, expired_code, code_already_verified, too_many_attempts
     error_code: str
     failed_at: str
 
 
 @dataclass(frozen=True)
 class KeyRequestDecided(Event):
-    """A key request was approved or rejected by DICT: the ``key_inclusion`` webhook."""
+    """A key request was approved or rejected: the ``key_inclusion`` webhook.
+
+    Every request ends with exactly one: decided by DICT, or rejected before reaching it (too many
+    wrong codes, validation window expired), so a partner waiting on the webhook always hears.
+    """
 
     tenant: str
     cid: str | None
@@ -83,6 +87,9 @@ class KeyRequestDecided(Event):
     pix_key_request_status: str
     request_failure_reason: str | None
     decided_at: str
+    #: Why it was rejected (a ``Rejection`` value: dict_rejected, too_many_attempts,
+    #: validation_window_expired); None when approved.
+    rejection: str | None
 
     @property
     def approved(self) -> bool:

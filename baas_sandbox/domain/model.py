@@ -5,7 +5,8 @@ be read and tested in one place. A ``PixKeyRequest`` owns its lifecycle::
 
     pending_validation --(code accepted)--> pending --(DICT decision)--> approved | rejected
 
-CPF, CNPJ and random keys start in ``pending``; email and phone keys in ``pending_validation``.
+CPF, CNPJ and random keys start in ``pending``; email and phone keys in ``pending_validation``,
+which also ends in ``rejected`` after too many wrong codes or when the validation window closes.
 """
 
 from __future__ import annotations
@@ -151,6 +152,20 @@ class PixKeyType(StrEnum):
         return self in (PixKeyType.CPF, PixKeyType.CNPJ)
 
 
+#: Wrong codes a request takes: the last one rejects it (a six-digit code cannot be tried through).
+MAX_WRONG_CODES = 5
+#: Codes a request can have resent (after the first one): each resend is an email or an SMS.
+MAX_RESENDS = 3
+
+
+class Rejection(StrEnum):
+    """Why a key request was rejected, as data events name it."""
+
+    DICT = "dict_rejected"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    VALIDATION_WINDOW_EXPIRED = "validation_window_expired"
+
+
 class RequestStatus(StrEnum):
     PENDING_VALIDATION = "pending_validation"
     PENDING = "pending"
@@ -203,6 +218,11 @@ class PixKeyRequest:
     #: The tracking_id of the request that created it: what follows is correlated with it.
     cid: str | None = None
     history: list[str] = field(default_factory=list)
+    #: Wrong codes submitted, and codes resent, over the request's life (not per code).
+    wrong_codes: int = 0
+    codes_resent: int = 0
+    #: When a request still in ``pending_validation`` expires (None once it has left that state).
+    validation_due: dt.datetime | None = None
 
     @property
     def tenant(self) -> str:
@@ -237,10 +257,16 @@ class PixKeyRequest:
         if self.status is not RequestStatus.PENDING_VALIDATION or self.code is None:
             raise errors.NotPendingValidation(pix_key_request_key=self.request_key)
         if submitted != self.code.code:
+            # Counted even though it raises: the service keeps the change (see ``COUNTED``).
+            self.wrong_codes += 1
+            if self.wrong_codes >= MAX_WRONG_CODES:
+                self.code = None
+                self.reject(f"Too many wrong verification codes ({MAX_WRONG_CODES})", now)
+                raise errors.TooManyWrongCodes()
             raise errors.WrongCode()
         if self.code.expired(now):
             raise errors.CodeExpired()
-        self.accepted_code, self.code = self.code.code, None
+        self.accepted_code, self.code, self.validation_due = self.code.code, None, None
         self._move_to(RequestStatus.PENDING, now)
 
     def check_can_resend(self) -> None:
@@ -250,10 +276,24 @@ class PixKeyRequest:
             raise errors.NotPendingValidation(pix_key_request_key=self.request_key)
 
     def replace_code(self, code: VerificationCode, now: dt.datetime) -> None:
-        """A new code replaces the previous one, which stops working."""
+        """A new code replaces the previous one, which stops working; ``MAX_RESENDS`` at most."""
         self.check_can_resend()
+        if self.codes_resent >= MAX_RESENDS:
+            raise errors.TooManyResends()
+        self.codes_resent += 1
         self.code = code
         self.updated_at = timestamp(now)
+
+    def expire_validation(self, window: float, now: dt.datetime) -> bool:
+        """Reject a request whose code was not accepted in time, freeing its key; False when it is
+        no longer waiting for its code, or not yet due."""
+        if self.status is not RequestStatus.PENDING_VALIDATION or self.validation_due is None:
+            return False
+        if now < self.validation_due:
+            return False
+        self.code = None
+        self.reject(f"Verification code not accepted within the validation window ({window:g} s)", now)
+        return True
 
     def approve(self, key_value: str, now: dt.datetime) -> None:
         self.key_value = key_value
@@ -263,7 +303,7 @@ class PixKeyRequest:
 
     def reject(self, reason: str, now: dt.datetime) -> None:
         self.key_status = KeyStatus.INACTIVE
-        self.failure_reason = reason
+        self.failure_reason, self.validation_due = reason, None
         self._move_to(RequestStatus.REJECTED, now)
         self.key_updated_at = self.updated_at
 

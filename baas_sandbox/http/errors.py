@@ -12,6 +12,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from baas_sandbox.domain.errors import DomainError
+from baas_sandbox.http.body_limit import BodyTooLarge, too_large
 from baas_sandbox.http.problems import (
     Answer,
     Api,
@@ -96,6 +97,15 @@ class RouteTable:
         response = _response(sandbox_problem(api, exc.status_code, details))
         response.headers = headers
         return response
+
+
+def on_body_too_large(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """A chunked body passed the limit while it was read: 413, and the connection closed rather
+    than the rest of the body read."""
+    assert isinstance(exc, BodyTooLarge)
+    response = _response(too_large(Api.of(request.url.path), exc.limit))
+    response.headers = {"Connection": "close"}
+    return response
 
 
 def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -11,7 +11,8 @@ clear cases and hands everything else over, unread body included:
 
 - requests the lane does not serve: other paths or methods, the admin API, a ``Prefer`` or
   ``X-Sandbox-Scenario`` header, an ``Origin`` (CORS), an active scenario, repeated headers or
-  query parameters, another Content-Type than ``application/json``;
+  query parameters, another Content-Type than ``application/json``, a body without a
+  ``Content-Length`` (chunked) or over the body limit (``http/body_limit.py``);
 - requests it cannot accept: no valid bearer token, a body that is not JSON, a parameter or body
   that its validator does not accept. The full pipeline then gives the 400/401 with every
   violation, in the API's own format.
@@ -39,15 +40,16 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from baas_sandbox.defaults import DEFAULT_MAX_BODY_SIZE
 from baas_sandbox.domain.errors import DomainError
-from baas_sandbox.http import context, tracking
+from baas_sandbox.http import context, json_body, tracking
 from baas_sandbox.http.bodies import replaying
-from baas_sandbox.http.journal import recorded
+from baas_sandbox.http.journal import Redaction, recorded
 from baas_sandbox.http.problems import Api, domain_error, sandbox_problem
 from baas_sandbox.ids import new_id
 from baas_sandbox.security import tenant_from_token
 from baas_sandbox.services.sandbox import Sandbox
-from baas_sandbox.spec import to_json_schema
+from baas_sandbox.spec import Operation, to_json_schema
 
 logger = logging.getLogger("baas_sandbox")
 
@@ -98,12 +100,12 @@ class ExpressOperation:
     #: status -> (the body schema, OpenAPI 3.0), when responses are validated
     responses: dict[int, dict]
     response_accepts: dict[int, Callable[[Any], bool]]
-    secret_fields: frozenset[str]
+    redaction: Redaction  # what the journal keeps of its requests
     pattern: re.Pattern | None  # for templated paths
 
     @classmethod
     def compile(cls, path: str, method: str, operation: dict, path_item: dict, handler: Callable,
-                handler_arguments: frozenset[str], secret_fields: frozenset[str], validate_responses: bool,
+                handler_arguments: frozenset[str], redaction: Redaction, validate_responses: bool,
                 default_security: list | None = None, bearer_scheme: str | None = None) -> "ExpressOperation":
         """``bearer_scheme``: the name of the spec's bearer scheme checked by ``tenant_from_token``."""
         security = operation.get("security", default_security) or []
@@ -128,6 +130,8 @@ class ExpressOperation:
             body_accepts = _accepts(body["content"]["application/json"].get("schema"))
         responses, response_accepts = {}, {}
         for status, response in operation.get("responses", {}).items():
+            if set(response.get("content", {})) - {"application/json"}:
+                raise NotExpress(f"a {status} response other than JSON")  # the lane writes JSON only
             schema = response.get("content", {}).get("application/json", {}).get("schema")
             if str(status).isdigit() and schema is not None and validate_responses:
                 responses[int(status)] = schema
@@ -139,7 +143,7 @@ class ExpressOperation:
             pattern = re.compile(re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
         return cls(operation["operationId"], method.upper(), path, Api.of(path), handler, tuple(parameters),
                    body_accepts, bool(body and body.get("required")), bool(security),
-                   responses, response_accepts, secret_fields, pattern)
+                   responses, response_accepts, redaction, pattern)
 
 
 @dataclass
@@ -158,8 +162,9 @@ class ExpressLane:
     """ASGI middleware, outermost: answers what it can, hands the rest to ``app`` (the full pipeline)."""
 
     def __init__(self, app: ASGIApp, sandbox: Sandbox, operations: list[ExpressOperation],
-                 cors_vary: bool, counts: ExpressCounts | None = None) -> None:
-        self.app, self.sandbox = app, sandbox
+                 cors_vary: bool, counts: ExpressCounts | None = None,
+                 max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
+        self.app, self.sandbox, self.max_body_size = app, sandbox, max_body_size
         self.counts = counts if counts is not None else ExpressCounts()
         self._static: dict[tuple[str, str], ExpressOperation] = {}
         self._templated: dict[str, list[ExpressOperation]] = {}
@@ -190,19 +195,28 @@ class ExpressLane:
             return
         operation, path_params = routed
         body: bytes | None = None  # read: to be replayed if handed over
+        sandbox_token = context._current.set(self.sandbox)  # the tokens, and what the handler uses
         try:
             headers = _headers(scope)
+            # Authenticated before the body is read: without a valid token, the full pipeline answers
+            # 401 and the body is never read.
+            token_info = _token_info(headers) if operation.secured else None
             if operation.body_accepts is not None:
                 if headers.get(b"content-type", b"").strip() != b"application/json":
                     raise _HandOver
+                length = headers.get(b"content-length")
+                if length is None or not length.isdigit() or int(length) > self.max_body_size:
+                    raise _HandOver  # chunked, or over the limit: the full pipeline's body limit
                 body = await _read_body(receive)
-            await self._answer(operation, scope, headers, path_params, body or b"", send)
+            await self._answer(operation, scope, headers, path_params, body or b"", token_info, send)
         except _HandOver:
             self.counts.handed_over += 1
             await self.app(scope, replaying(body, receive) if body is not None else receive, send)
+        finally:
+            context._current.reset(sandbox_token)
 
     async def _answer(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
-                      path_params: dict[str, str], raw_body: bytes, send: Send) -> None:
+                      path_params: dict[str, str], raw_body: bytes, token_info: dict | None, send: Send) -> None:
         started, wall = time.perf_counter(), time.time()
         arguments = self._arguments(operation, scope, headers, path_params)
         parsed = _parsed_body(operation, raw_body)
@@ -211,16 +225,14 @@ class ExpressLane:
 
         given = headers.get(b"tracking_id")
         tracking_id = given.decode("latin-1") if given else new_id()  # an empty one counts as none
-        sandbox_token = context._current.set(self.sandbox)
         tracking_token = tracking._current.set(tracking_id)
         try:
-            if operation.secured:
-                arguments["token_info"] = _token_info(headers)
+            if token_info is not None:
+                arguments["token_info"] = token_info
             self.counts.answered += 1  # from here on, the lane answers whatever happens
             status, payload = await self._run(operation, scope, arguments)
         finally:
             tracking._current.reset(tracking_token)
-            context._current.reset(sandbox_token)
 
         try:
             await send({"type": "http.response.start", "status": status, "headers": [
@@ -232,7 +244,7 @@ class ExpressLane:
             await send({"type": "http.response.body", "body": payload})
         finally:  # recorded even when the client went away meanwhile, as the full pipeline does
             self.sandbox.journal.add(recorded(
-                scope, operation.operation_id, operation.secret_fields, status, started, wall, tracking_id,
+                scope, operation.operation_id, operation.redaction, status, started, wall, tracking_id,
                 None, raw_body, payload, parsed_body=None if parsed is _NO_BODY else parsed))
 
     def _arguments(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
@@ -325,8 +337,8 @@ def _parsed_body(operation: ExpressOperation, raw: bytes) -> Any:
     if not raw:
         raise _HandOver  # required: the full pipeline lists the missing fields; optional: its default
     try:
-        body = json.loads(raw.decode("utf-8"))  # as the full pipeline's body validator reads it
-    except ValueError:  # UnicodeDecodeError is one
+        body = json_body.parse(raw)  # as the full pipeline's body validator reads it
+    except json_body.InvalidJson:  # the full pipeline words the reason
         raise _HandOver from None
     if not operation.body_accepts(body):
         raise _HandOver
@@ -358,7 +370,7 @@ def _response_problem(operation: ExpressOperation, status: int, body: Any) -> st
     return None
 
 
-def compile_operations(spec: dict, resolve: Callable[[str], Callable], contract_secrets: dict[str, frozenset[str]],
+def compile_operations(spec: dict, resolve: Callable[[str], Callable], contract_operations: dict[str, Operation],
                        validate_responses: bool) -> list[ExpressOperation]:
     """The lane's operations of a resolved product spec; those it cannot serve exactly are left out."""
     import inspect
@@ -379,7 +391,7 @@ def compile_operations(spec: dict, resolve: Callable[[str], Callable], contract_
             try:
                 operations.append(ExpressOperation.compile(
                     path, method, operation, item, handler, arguments,
-                    contract_secrets.get(operation["operationId"], frozenset()), validate_responses,
+                    Redaction.of(contract_operations.get(operation["operationId"])), validate_responses,
                     spec.get("security"), bearer_scheme))
             except NotExpress as reason:
                 logger.debug("express lane: %s %s stays in the full pipeline: %s", method.upper(), path, reason)

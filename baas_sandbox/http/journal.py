@@ -1,14 +1,15 @@
 """The request journal: the last requests to the product APIs, to debug an integration from.
 
-Bounded in memory; bodies are kept only when they are JSON, with every secret field of the
-operation (``format: password`` in the spec) masked, so a provider key never lands here.
+Bounded in memory (entries, each body, all bodies together); bodies are kept only when they are
+JSON, with every secret field of the operation (``format: password`` in the spec) masked, and with it
+every field and query parameter the spec does not document (``Redaction``), so a provider key never
+lands here, wherever a client puts it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import threading
 import time
 from collections import deque
@@ -17,17 +18,89 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.domain.model import timestamp
+from baas_sandbox.http import json_body
 from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
-from baas_sandbox.spec import Contract
+from baas_sandbox.spec import PLAIN, Contract, Operation
 
 PRODUCT_PREFIXES = ("/banking-auth", "/baas")
 MASK = "****"
+#: Each body is kept up to this size; a longer one is not kept (``*_body_cut``: it was cut).
 BODY_LIMIT = 64 * 1024
+#: The bodies of all entries together are kept up to this size: past it the oldest entries go.
+MEMORY_LIMIT = 32 * 1024 * 1024
+
+
+class Redaction:
+    """What the journal may keep of an operation's requests: a secret never lands there, even sent
+    where the spec puts none (an extra body field, a query parameter).
+
+    - the query string keeps the values of the documented query parameters; any other is masked;
+    - the body of an operation with a secret field keeps only its documented plain fields: the
+      secret fields and every undocumented one are masked (their names kept, to debug from);
+      the bodies of other operations are kept as sent.
+    """
+
+    __slots__ = ("query_names", "body_fields")
+
+    def __init__(self, query_names: frozenset[str] = frozenset(), body_fields: dict | None = None) -> None:
+        self.query_names, self.body_fields = query_names, body_fields
+
+    @classmethod
+    def of(cls, operation: Operation | None) -> "Redaction":
+        if operation is None:
+            return NOTHING_KNOWN
+        return cls(operation.query_names, operation.body_fields if operation.secret_fields else None)
+
+    @property
+    def masks_body(self) -> bool:
+        return self.body_fields is not None
+
+    def query(self, raw: bytes) -> bytes:
+        if not raw:
+            return raw
+        parts = raw.split(b"&")
+        kept = []
+        for part in parts:
+            name, equals, _value = part.partition(b"=")
+            if name.decode("latin-1") in self.query_names:
+                kept.append(part)
+            else:
+                kept.append(name + b"=" + MASK.encode() if equals else name)
+        return b"&".join(kept)
+
+    def body(self, parsed: Any) -> Any:
+        """``parsed`` (not changed: what is masked is copied) with only its documented plain fields."""
+        assert self.body_fields is not None
+        return _documented(parsed, self.body_fields)
+
+
+def _documented(node: Any, fields: dict) -> Any:
+    if not isinstance(node, dict):
+        return MASK if node is not None else None
+    kept = {}
+    for name, value in node.items():
+        known = fields.get(name)
+        if isinstance(known, dict):
+            kept[name] = _documented(value, known)
+        elif known == PLAIN and (value is None or isinstance(value, (str, int, float, bool))):
+            kept[name] = value
+        else:
+            kept[name] = MASK
+    return kept
+
+
+#: Before routing (an unknown path, a body refused before routing): every query value masked.
+NOTHING_KNOWN = Redaction()
 
 
 class Journal:
-    def __init__(self, size: int = 1000) -> None:
-        self._entries: deque[dict | _Unread] = deque(maxlen=size)
+    """The last ``size`` requests, their bodies together at most ``memory_limit`` bytes (each cut at
+    ``BODY_LIMIT``): whatever clients send, the journal's memory stays bounded."""
+
+    def __init__(self, size: int = 1000, memory_limit: int = MEMORY_LIMIT) -> None:
+        self._entries: deque[dict | _Unread] = deque()
+        self._size, self._memory_limit = size, memory_limit
+        self._bytes = 0  # the bodies' size, all entries together
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -36,8 +109,13 @@ class Journal:
             if isinstance(entry, _Unread):
                 entry.id = next(self._ids)
                 self._entries.append(entry)
+                self._bytes += entry.size
             else:
                 self._entries.append({"id": next(self._ids), **entry})
+            while self._entries and (len(self._entries) > self._size or self._bytes > self._memory_limit):
+                dropped = self._entries.popleft()
+                if isinstance(dropped, _Unread):
+                    self._bytes -= dropped.size
 
     def entries(self, operation_id: str | None = None, status: int | None = None,
                 limit: int | None = None) -> list[dict]:
@@ -61,24 +139,29 @@ class Journal:
         with self._lock:
             count = len(self._entries)
             self._entries.clear()
+            self._bytes = 0
             return count
 
 
 class _Unread:
     """A journal entry as recorded: parsing the bodies and formatting the time are left to when the
     journal is read, off the request path (most entries are never read). ``request_body`` is the raw
-    bytes, or, for an operation with secret fields, the body already masked: secrets are never kept."""
+    bytes, or, for an operation with secret fields, the body already masked: secrets are never kept.
+    A body over ``BODY_LIMIT`` is not kept (None), and said to be cut."""
 
     __slots__ = ("id", "wall", "method", "path", "query", "operation_id", "status", "latency_ms",
-                 "tracking_id", "scenario", "request_body", "request_body_raw", "response_body", "read")
+                 "tracking_id", "scenario", "request_body", "request_body_raw", "response_body", "read",
+                 "request_body_cut", "response_body_cut", "size")
 
     def __init__(self, wall: float, method: str, path: str, query: bytes, operation_id: str | None,
                  status: int | None, latency_ms: float, tracking_id: str | None, scenario: dict | None,
-                 request_body: Any, request_body_raw: bool, response_body: bytes) -> None:
+                 request_body: Any, request_body_raw: bool, response_body: bytes | None,
+                 request_body_cut: bool, response_body_cut: bool, size: int) -> None:
         self.wall, self.method, self.path, self.query = wall, method, path, query  # wall: time.time()
         self.operation_id, self.status, self.latency_ms = operation_id, status, latency_ms
         self.tracking_id, self.scenario = tracking_id, scenario
         self.request_body, self.request_body_raw, self.response_body = request_body, request_body_raw, response_body
+        self.request_body_cut, self.response_body_cut, self.size = request_body_cut, response_body_cut, size
         self.read: dict | None = None
 
     def __getitem__(self, name: str) -> Any:  # the fields the journal filters on
@@ -98,6 +181,8 @@ class _Unread:
             "scenario": self.scenario,
             "request_body": _json_or_none(self.request_body) if self.request_body_raw else self.request_body,
             "response_body": _json_or_none(self.response_body),
+            "request_body_cut": self.request_body_cut,
+            "response_body_cut": self.response_body_cut,
         }
 
 
@@ -106,6 +191,15 @@ class RecordRequests:
 
     def __init__(self, app: ASGIApp, journal: Journal, contract: Contract) -> None:
         self.app, self.journal, self.contract = app, journal, contract
+        self._redactions: dict[str, Redaction] = {}
+
+    def _redaction(self, operation_id: str | None) -> Redaction:
+        if operation_id is None:
+            return NOTHING_KNOWN
+        redaction = self._redactions.get(operation_id)
+        if redaction is None:
+            redaction = self._redactions[operation_id] = Redaction.of(self.contract.operation(operation_id))
+        return redaction
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PRODUCT_PREFIXES):
@@ -117,20 +211,27 @@ class RecordRequests:
         scope.setdefault("state", {})
         started, wall = time.perf_counter(), time.time()
         request_body, response_body = bytearray(), bytearray()
+        sizes = [0, 0]  # request, response: what was sent, kept or not
         status: int | None = None
 
         async def recording_receive() -> Message:
             message = await receive()
-            if message["type"] == "http.request" and len(request_body) < BODY_LIMIT:
-                request_body.extend(message.get("body", b""))
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                sizes[0] += len(chunk)
+                if sizes[0] <= BODY_LIMIT:
+                    request_body.extend(chunk)
             return message
 
         async def recording_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and len(response_body) < BODY_LIMIT:
-                response_body.extend(message.get("body", b""))
+            elif message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                sizes[1] += len(chunk)
+                if sizes[1] <= BODY_LIMIT:
+                    response_body.extend(chunk)
             await send(message)
 
         try:
@@ -138,64 +239,48 @@ class RecordRequests:
         finally:
             state = scope.get("state", {})
             operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
-            operation = self.contract.operation(operation_id) if operation_id else None
-            secrets = operation.secret_fields if operation else frozenset()
-            self.journal.add(recorded(scope, operation_id, secrets, status, started, wall,
-                                      state.get("tracking_id"), state.get(APPLIED), request_body, response_body))
+            self.journal.add(recorded(
+                scope, operation_id, self._redaction(operation_id), status, started, wall,
+                state.get("tracking_id"), state.get(APPLIED),
+                request_body if sizes[0] <= BODY_LIMIT else None,
+                response_body if sizes[1] <= BODY_LIMIT else None))
 
 
-def recorded(scope: Scope, operation_id: str | None, secrets: frozenset[str], status: int | None,
+def recorded(scope: Scope, operation_id: str | None, redaction: Redaction, status: int | None,
              started: float, wall: float, tracking_id: str | None, scenario: dict | None,
-             request_body: bytes, response_body: bytes, parsed_body: Any = None) -> _Unread:
+             request_body: bytes | None, response_body: bytes | None, parsed_body: Any = None) -> _Unread:
     """The journal entry of a request answered now (``started``: its ``time.perf_counter()``,
     ``wall``: its ``time.time()``). ``parsed_body``: the request body already parsed (not
-    changed here: the masked entry copies what it masks), or None to parse ``request_body``."""
-    if not secrets:
+    changed here: the masked entry copies what it masks), or None to parse ``request_body``.
+    A body over ``BODY_LIMIT`` (or None: it was) is not kept, and marked cut."""
+    request_cut = request_body is None or len(request_body) > BODY_LIMIT
+    response_cut = response_body is None or len(response_body) > BODY_LIMIT
+    if request_cut:
+        request_body = parsed_body = None
+    if response_cut:
+        response_body = None
+    size = (len(request_body) if request_body else 0) + (len(response_body) if response_body else 0)
+    if not redaction.masks_body:
         kept = request_body
     elif parsed_body is not None:
-        kept = _masked_copy(secrets, parsed_body)
+        kept = redaction.body(parsed_body)
     else:
-        kept = _masked(secrets, request_body)
-    return _Unread(wall, scope["method"], scope["path"], scope.get("query_string", b""), operation_id, status,
-                   round((time.perf_counter() - started) * 1000, 3), tracking_id, scenario, kept, not secrets,
-                   response_body)
+        kept = _masked(redaction, request_body)
+    return _Unread(wall, scope["method"], scope["path"], redaction.query(scope.get("query_string", b"")),
+                   operation_id, status, round((time.perf_counter() - started) * 1000, 3), tracking_id, scenario,
+                   kept, not redaction.masks_body, response_body, request_cut, response_cut, size)
 
 
-def _masked(secrets: frozenset[str], raw: bytes) -> Any:
+def _masked(redaction: Redaction, raw: bytes | None) -> Any:
     body = _json_or_none(raw)
-    if body is None and raw and secrets:
-        return None  # unparsed bytes could hold a secret: not kept
-    for field in secrets:
-        _mask(body, field.split("."))
-    return body
+    if body is None:
+        return None  # absent, or unparsed bytes that could hold a secret: not kept
+    return redaction.body(body)
 
 
-def _masked_copy(secrets: frozenset[str], body: Any) -> Any:
-    """``body`` with its secret fields masked, the dicts on their way copied, the rest shared."""
-    for field in secrets:
-        body = _mask_copy(body, field.split("."))
-    return body
-
-
-def _mask_copy(node: Any, path: list[str]) -> Any:
-    if not isinstance(node, dict) or path[0] not in node:
-        return node
-    copy = dict(node)
-    copy[path[0]] = MASK if len(path) == 1 else _mask_copy(node[path[0]], path[1:])
-    return copy
-
-
-def _json_or_none(raw: bytes) -> Any:
+def _json_or_none(raw: bytes | None) -> Any:
+    """The body's JSON, read with the requests' own bounds (a hostile body was kept as sent)."""
     try:
-        return json.loads(raw) if raw else None
-    except ValueError:
+        return json_body.parse(bytes(raw)) if raw else None
+    except json_body.InvalidJson:
         return None
-
-
-def _mask(node: Any, path: list[str]) -> None:
-    if not isinstance(node, dict) or path[0] not in node:
-        return
-    if len(path) == 1:
-        node[path[0]] = MASK
-    else:
-        _mask(node[path[0]], path[1:])

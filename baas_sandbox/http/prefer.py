@@ -15,7 +15,9 @@ import json
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from baas_sandbox.http.bodies import buffered
 from baas_sandbox.http.dynamic import BodyGenerator
+from baas_sandbox.http.mentions import example_for_request
 from baas_sandbox.http.problems import Api, Violation, sandbox_problem
 from baas_sandbox.spec import Contract
 
@@ -56,6 +58,8 @@ class PreferredResponse:
                 status, body = self._generated(operation_id, code)
             else:
                 status, body = self.contract.choose(operation_id, code, wanted.get("example"))
+                request_body, receive = await buffered(receive)
+                body = example_for_request(self.contract, operation_id, status, body, scope, request_body)
         except (ValueError, LookupError) as exc:
             reason = str(exc) if isinstance(exc, LookupError) else f"code={wanted['code']!r} is not a status"
             response = sandbox_problem(api, 400, f"Prefer header: {reason}", [Violation("header Prefer", reason)])

@@ -31,6 +31,8 @@ class Violation:
     field: str  # "key", "provider_data.client_id", "header account_token", "(body)"
     message: str
     missing: bool = False  # a required field or parameter is absent
+    #: The API's own error for a rule of the schema (its ``x-sandbox-code``), when it has one.
+    code: str | None = None
 
     def as_dict(self) -> dict:
         return {"field": self.field, "message": self.message}
@@ -56,7 +58,10 @@ _SANDBOX_PROBLEMS = {
     403: ("SBX000403", "Forbidden", "Forbidden", "Proibido"),
     404: ("SBX000404", "Not Found", "Not Found", "Não encontrado"),
     405: ("SBX000405", "Method Not Allowed", "Method Not Allowed", "Método não permitido"),
+    413: ("SBX000413", "Content Too Large", "Request body too large", "Corpo da requisição grande demais"),
     415: ("SBX000415", "Unsupported Media Type", "Unsupported Media Type", "Tipo de mídia não suportado"),
+    421: ("SBX000421", "Misdirected Request", "Misdirected Request", "Requisição mal direcionada"),
+    503: ("SBX000503", "Service Unavailable", "Service unavailable", "Serviço indisponível"),
     500: ("SBX000500", "Internal Server Error", "Internal sandbox error", "Erro interno do sandbox"),
 }
 
@@ -79,13 +84,16 @@ def json_answer(status: int, body: dict) -> Answer:
     return Answer(status, json.dumps(body, ensure_ascii=False))
 
 
-def sandbox_problem(api: Api, status: int, details: str, violations: list[Violation] = ()) -> Answer:
+def sandbox_problem(api: Api, status: int, details: str, violations: list[Violation] = (),
+                    details_pt: str | None = None) -> Answer:
+    """``details_pt``: the Portuguese of ``details`` where the known translations lack it."""
     code, title, text, text_pt = _SANDBOX_PROBLEMS.get(status, _SANDBOX_PROBLEMS[500])
     if api is Api.BAAS:
+        details_pt = details_pt or _PORTUGUESE_DETAILS.get(details, details)
         body = {
             "title": title,
             "description": f"{text}: {details}" if details else text,
-            "translation": f"{text_pt}: {_PORTUGUESE_DETAILS.get(details, details)}" if details else text_pt,
+            "translation": f"{text_pt}: {details_pt}" if details else text_pt,
             "code": code,
         }
         if violations:
@@ -98,6 +106,12 @@ def sandbox_problem(api: Api, status: int, details: str, violations: list[Violat
 
 
 def invalid_request(api: Api, violations: list[Violation]) -> Answer:
+    # A rule with its own error (a supported pair) answers it when nothing else is wrong; otherwise
+    # the other violations say what is (a provider out of the enum also breaks the pairs).
+    plain = [v for v in violations if v.code is None]
+    if not plain and api is Api.BANKING_AUTH:
+        return json_answer(400, {"code": violations[0].code, "message": violations[0].message})
+    violations = plain or violations
     details = "; ".join(f"{v.field}: {v.message}" for v in violations)
     if api is Api.BANKING_AUTH:
         missing = [v.field.removeprefix("header ") for v in violations if v.missing]

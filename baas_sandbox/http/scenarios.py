@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import faults
-from baas_sandbox.http.bodies import replaying
+from baas_sandbox.http.bodies import buffered
+from baas_sandbox.http.mentions import example_for_request
 from baas_sandbox.http.problems import Api, Violation, domain_error, sandbox_problem
 from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
 from baas_sandbox.scenarios.library import ScenarioLibrary
@@ -47,7 +48,7 @@ class ApplyScenarios:
             await self.app(scope, receive, send)
             return
 
-        body, receive = await _buffered(receive)
+        body, receive = await buffered(receive)
         choice = library.choose(_view(scope, operation_id, body), only=only)
         if choice is None:
             await self.app(scope, receive, send)
@@ -62,7 +63,7 @@ class ApplyScenarios:
         if rule.respond is None and rule.fault is None:
             await self.app(scope, receive, send)  # latency only
             return
-        status, headers, payload = (self._answer(operation_id, rule) if rule.respond is not None
+        status, headers, payload = (self._answer(operation_id, rule, scope, body) if rule.respond is not None
                                     else await _capture(self.app, scope, receive))
         if rule.fault is not None:
             await faults.send_damaged(scope, rule.fault, status, headers, payload)
@@ -70,11 +71,15 @@ class ApplyScenarios:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    def _answer(self, operation_id: str, rule: Rule) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    def _answer(self, operation_id: str, rule: Rule, scope: Scope,
+                request_body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         respond = rule.respond
         assert respond is not None
-        body = respond.body if respond.inline else self.contract.choose(operation_id, respond.status,
-                                                                         respond.example)[1]
+        if respond.inline:  # written for this scenario: answered as written
+            body = respond.body
+        else:
+            example = self.contract.choose(operation_id, respond.status, respond.example)[1]
+            body = example_for_request(self.contract, operation_id, respond.status, example, scope, request_body)
         payload = json.dumps(body, ensure_ascii=False).encode()
         return respond.status, [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(payload)).encode())], payload
@@ -93,19 +98,6 @@ def _view(scope: Scope, operation_id: str, body: bytes) -> RequestView:
         path_params={k: str(v) for k, v in scope.get("path_params", {}).items()},
         body=parsed,
     )
-
-
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the whole request body, and a ``receive`` that replays it to the handler."""
-    chunks, more = [], True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    body = b"".join(chunks)
-    return body, replaying(body, receive)
 
 
 async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[int, list, bytes]:

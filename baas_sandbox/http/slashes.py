@@ -2,7 +2,7 @@
 
 Starlette's router answers such a path with a 307 to the path without the slash, a status no
 spec documents, and a client that follows it re-sends its POST. No documented path ends with a
-slash; only Swagger UI's pages do.
+slash; only Swagger UI's pages and the admin API's index (``/__admin/``, the front door) do.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from baas_sandbox.http.problems import Api, sandbox_problem
 
 SWAGGER_UI_SUFFIX = "/ui/"
+#: The admin API's index: its spec's ``/`` under the base path.
+ADMIN_INDEX = "/__admin/"
 
 
 class NoTrailingSlash:
@@ -20,7 +22,8 @@ class NoTrailingSlash:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path == "/" or not path.endswith("/") or path.endswith(SWAGGER_UI_SUFFIX):
+        if (scope["type"] != "http" or path in ("/", ADMIN_INDEX) or not path.endswith("/")
+                or path.endswith(SWAGGER_UI_SUFFIX)):
             await self.app(scope, receive, send)
             return
         response = sandbox_problem(Api.of(path), 404, f"no operation at {scope['method']} {path}")

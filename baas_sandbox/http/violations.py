@@ -8,7 +8,6 @@ violations; the error layer renders them per API.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from connexion.exceptions import BadRequestProblem
@@ -16,6 +15,8 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 
+from baas_sandbox.domain import errors
+from baas_sandbox.http import json_body
 from baas_sandbox.http.problems import Violation
 
 
@@ -82,8 +83,9 @@ class BodySchema:
     def violations(self, body: Any) -> list[Violation]:
         validator = self._validators[id(self.branch(body))]
         violations: dict[Violation, None] = {}  # ordered, without repeats
+        quoted: set[str] = set()  # fields whose value a message quoted already: quoted once
         for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
-            violations.update(dict.fromkeys(_describe(error)))
+            violations.update(dict.fromkeys(_describe(error, quoted)))
         return list(violations)
 
 
@@ -96,8 +98,30 @@ def _discriminated_branch(schema: dict, body: Any) -> dict:
     return BodySchema.of(schema).branch(body)
 
 
-def _describe(error: ValidationError) -> list[Violation]:
-    path = ".".join(str(part) for part in error.absolute_path)
+#: The longest bad value an error message quotes; past it, cut (with "…"): a 1 MB email answered
+#: with the whole value, in every field of the error body, made a 3 MB answer.
+QUOTE_LIMIT = 80
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…"
+
+
+def _quoting_cut(message: str, instance: Any, again: bool = False) -> str:
+    """``message`` (jsonschema's, which quotes the value whole) with the value cut to ``QUOTE_LIMIT``,
+    or, ``again`` (another message quoted it already), named instead of quoted."""
+    quoted = repr(instance)
+    if quoted not in message or (len(quoted) <= QUOTE_LIMIT and not again):
+        return message
+    if again:
+        return message.replace(quoted, "the value", 1)
+    short = repr(_cut(instance)) if isinstance(instance, str) else _cut(quoted)
+    return message.replace(quoted, short)
+
+
+def _describe(error: ValidationError, quoted: set[str] | None = None) -> list[Violation]:
+    """``quoted``: the fields whose value an earlier message quoted (updated)."""
+    path = _cut(".".join(str(part) for part in error.absolute_path))
     if error.validator == "required":
         present = error.instance if isinstance(error.instance, dict) else {}
         return [
@@ -108,15 +132,31 @@ def _describe(error: ValidationError) -> list[Violation]:
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = error.schema.get("properties", {})
         return [
-            Violation(field=f"{path}.{name}" if path else name, message="is not allowed here")
+            Violation(field=f"{path}.{_cut(name)}" if path else _cut(name), message="is not allowed here")
             for name in error.instance
             if name not in allowed
         ]
     field = path or "(body)"
+    code = error.schema.get("x-sandbox-code") if error.validator in ("anyOf", "oneOf") else None
+    if code is not None:
+        return [Violation(field=field, message=_coded_message(code, error), code=code)]
     # A secret (format: password) is never echoed back, not even in an error message.
     if error.schema.get("format") == "password":
         return [Violation(field=field, message=_without_value(error))]
-    return [Violation(field=field, message=error.message)]
+    again = quoted is not None and field in quoted
+    if quoted is not None:
+        quoted.add(field)
+    return [Violation(field=field, message=_quoting_cut(error.message, error.instance, again))]
+
+
+def _coded_message(code: str, error: ValidationError) -> str:
+    """A schema rule with its own error (``x-sandbox-code``) is worded as the domain words that error
+    (domain/errors.py), filled from the body: the same message whichever layer refuses."""
+    error_class = errors.error_classes().get(code)
+    template = getattr(error_class, "message", "") or getattr(error_class, "description", "")
+    if not template or not isinstance(error.instance, dict):
+        return error.message
+    return template.format(**{name: str(error.instance.get(name)) for name in errors.template_fields(template)})
 
 
 def _without_value(error: ValidationError) -> str:
@@ -144,9 +184,9 @@ class BodyValidator(JSONRequestBodyValidator):
         if not raw:
             return None
         try:
-            return json.loads(raw.decode(self._encoding))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RequestInvalid([Violation("(body)", f"is not valid JSON ({exc})")]) from None
+            return json_body.parse(raw)  # UTF-8 whatever the charset: RFC 8259, 8.1
+        except json_body.InvalidJson as exc:
+            raise RequestInvalid([Violation("(body)", exc.reason)]) from None
 
     def _validate(self, body: Any) -> None:
         if body is None:
@@ -190,7 +230,7 @@ class ParametersValidator(ParameterValidator):
         try:
             _parameter_validator(param).validate(value)
         except ValidationError as exc:
-            return exc.message
+            return _quoting_cut(exc.message, exc.instance)
         return None
 
     def validate_request(self, request):  # type: ignore[override]

@@ -52,10 +52,12 @@ class ScenarioLibrary:
     def load(self, strict: bool = False) -> list[str]:
         """(Re)load what changed on disk; returns what happened, one line per file.
 
-        ``strict`` (start-up): a broken file raises ``ScenarioError``. Otherwise a broken edit keeps
-        the last good version of the scenario and the reason is logged and kept for the admin API.
+        ``strict`` (start-up): the broken files raise one ``ScenarioError`` with every problem of
+        each. Otherwise a broken edit keeps the last good version of the scenario and the reason is
+        logged and kept for the admin API.
         """
         report = []
+        refused: list[ScenarioError] = []
         with self._lock:
             present = {}
             for path in self.files():
@@ -74,7 +76,8 @@ class ScenarioLibrary:
                     if not isinstance(exc, ScenarioError):
                         exc = ScenarioError(path, None, "", f"cannot be loaded ({type(exc).__name__}: {exc})")
                     if strict:
-                        raise
+                        refused.append(exc)
+                        continue
                     self._problems[path.stem] = str(exc)
                     kept = "keeping the last good version" if path.stem in self._scenarios else "not loaded"
                     logger.warning("scenario %s refused (%s): %s", path.stem, kept, exc)
@@ -91,6 +94,8 @@ class ScenarioLibrary:
                     logger.info("scenario %s removed (its file is gone)", path.stem)
                     report.append(f"{path.stem}: removed")
                 self._problems.pop(path.stem, None)
+        if refused:
+            raise ScenarioError.several(refused)
         return report
 
     # -- switching --------------------------------------------------------------------------------

@@ -85,7 +85,8 @@ def _translate(event: events.Event) -> tuple[str, dict] | None:
             return "pix_key_request_rejected", {
                 "pix_key_request_key": event.pix_key_request_key, "account_key": event.account_key,
                 "pix_key": event.pix_key, "pix_key_type": event.pix_key_type,
-                "request_failure_reason": event.request_failure_reason, "rejected_at": event.decided_at}
+                "request_failure_reason": event.request_failure_reason, "reason": event.rejection,
+                "rejected_at": event.decided_at}
     return None
 
 

@@ -11,6 +11,7 @@ from baas_sandbox.domain.model import (
     KeyStatus,
     PixKeyRequest,
     PixKeyType,
+    Rejection,
     RequestStatus,
     Tenant,
     VerificationCode,
@@ -25,7 +26,43 @@ from baas_sandbox.services.sandbox import Sandbox
 
 def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str,
                        key_value: str | None, cid: str | None = None) -> PixKeyRequest:
-    kind = PixKeyType(key_type)
+    request = _add_key_request(sandbox, tenant, account_key, PixKeyType(key_type), key_value, cid,
+                               validation_window=sandbox.settings.validation_window)
+    sandbox.publish(events.KeyRequestCreated(
+        tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key, account_key=account_key,
+        pix_key_type=str(request.key_type), pix_key=request.key_value, request_status=str(request.status),
+        requester_key=request.requester_key, created_at=request.created_at,
+    ))
+    if request.code is not None:
+        sandbox.publish(_code_sent(request))
+        _schedule_expiry(sandbox, request.request_key, sandbox.settings.validation_window)
+    else:
+        _schedule_decision(sandbox, request.request_key)
+    return request
+
+
+def seed_waiting_request(sandbox: Sandbox, entry: dict) -> PixKeyRequest:
+    """A fixture key request waiting for its code (``key_requests.yaml``): part of the starting
+    state, like the fixture accounts, so no event is published; its code is in the outbox, as
+    sent. The same rules as a client's request apply (the key, the account, the limit). It has no
+    validation window (a reset gives it a new code): the documented twofa examples work on it on any
+    freshly reset sandbox."""
+    account = sandbox.store.account(entry["account_key"])
+    tenant = sandbox.store.tenant(account.tenant) if account is not None else None
+    if tenant is None:
+        raise errors.AccountNotFound(account_key=entry["account_key"])
+    request = _add_key_request(sandbox, tenant, entry["account_key"], PixKeyType(entry["pix_key_type"]),
+                               entry["pix_key"], None, request_key=entry["pix_key_request_key"],
+                               code=entry["verification_code"], validation_window=None)
+    sandbox.record_outbox(_code_sent(request))
+    return request
+
+
+def _add_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, kind: PixKeyType, key_value: str | None,
+                     cid: str | None, *, validation_window: float | None, request_key: str | None = None,
+                     code: str | None = None) -> PixKeyRequest:
+    """A new request, checked and stored: its id and code new unless given (the fixtures'), its
+    validation window in seconds (None: none)."""
     check_pix_key(kind, key_value)
     account = sandbox.store.account(account_key)
     if account is None:
@@ -40,7 +77,7 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
     now = sandbox.clock()
     at = timestamp(now)  # one string for the three equal times (memory per stored key)
     request = PixKeyRequest(
-        request_key=new_id(),
+        request_key=request_key or new_id(),
         account=account,
         requester_key=tenant.requester_key,
         key_type=kind,
@@ -50,19 +87,12 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
         created_at=at,
         updated_at=at,
         key_updated_at=at,
-        code=_new_code(sandbox, kind, key_value, now) if kind.needs_verification else None,
+        code=_new_code(sandbox, kind, key_value, now, code) if kind.needs_verification else None,
         cid=cid,
+        validation_due=(now + dt.timedelta(seconds=validation_window)
+                        if kind.needs_verification and validation_window is not None else None),
     )
     sandbox.store.add_key_request(request)  # atomic: one owner, one unfinished request, the limit
-    sandbox.publish(events.KeyRequestCreated(
-        tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key, account_key=account.account_key,
-        pix_key_type=str(kind), pix_key=key_value, request_status=str(request.status),
-        requester_key=request.requester_key, created_at=request.created_at,
-    ))
-    if request.code is not None:
-        sandbox.publish(_code_sent(request))
-    else:
-        _schedule_decision(sandbox, request.request_key)
     return request
 
 
@@ -71,25 +101,37 @@ CODE_FAILURES = {
     errors.WrongCode: "wrong_code",
     errors.CodeExpired: "expired_code",
     errors.CodeAlreadyVerified: "code_already_verified",
+    errors.TooManyWrongCodes: "too_many_attempts",
 }
+
+#: Refusals that change the request (the wrong code is counted; the last one rejects the request):
+#: the change is stored, then the refusal answered, where any other refusal leaves it untouched.
+COUNTED = (errors.WrongCode, errors.TooManyWrongCodes)
 
 
 def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str,
                   cid: str | None = None) -> PixKeyRequest:
     now = sandbox.clock()
 
-    def accept(request: PixKeyRequest) -> PixKeyRequest:
+    def accept(request: PixKeyRequest) -> tuple[PixKeyRequest, errors.BaasError | None]:
         request.check_owner(tenant)
-        request.validate_code(code, now)
-        return request
+        try:
+            request.validate_code(code, now)
+        except COUNTED as counted:
+            return request, counted
+        return request, None
 
     try:
-        request = sandbox.store.change_key_request(request_key, accept)
+        request, counted = sandbox.store.change_key_request(request_key, accept)
+        if counted is not None:
+            raise counted
     except tuple(CODE_FAILURES) as failure:
         sandbox.publish(events.TwoStepValidationFailed(
             tenant=tenant.name, cid=cid, pix_key_request_key=request_key, reason=CODE_FAILURES[type(failure)],
             error_code=failure.code, failed_at=timestamp(now),
         ))
+        if isinstance(failure, errors.TooManyWrongCodes):
+            sandbox.publish(_decided(request, Rejection.TOO_MANY_ATTEMPTS))
         raise
     sandbox.publish(events.TwoStepValidationSucceeded(
         tenant=tenant.name, cid=cid, pix_key_request_key=request_key, validated_at=timestamp(now)))
@@ -141,28 +183,60 @@ def decide(sandbox: Sandbox, request_key: str) -> None:
     except errors.KeyRequestNotFound:  # the sandbox was reset meanwhile
         return
     if decided is not None:
-        sandbox.publish(events.KeyRequestDecided(
-            tenant=decided.tenant,
-            cid=decided.cid,
-            pix_key=decided.key_value,
-            pix_key_type=str(decided.key_type),
-            account_key=decided.account.account_key,
-            pix_key_status=str(decided.key_status),
-            pix_key_request_key=decided.request_key,
-            pix_key_request_status=str(decided.status),
-            request_failure_reason=decided.failure_reason,
-            decided_at=decided.updated_at,
-        ))
+        approved = decided.status is RequestStatus.APPROVED
+        sandbox.publish(_decided(decided, None if approved else Rejection.DICT))
+
+
+def expire_validation(sandbox: Sandbox, request_key: str) -> None:
+    """A request still waiting for its code when its validation window closes is rejected, and its
+    key freed: a key registered and never confirmed (by mistake, or by someone else) does not block
+    its owner for ever."""
+    now = sandbox.clock()
+    window = sandbox.settings.validation_window
+
+    def expire(request: PixKeyRequest) -> tuple[PixKeyRequest, bool]:
+        return request, request.expire_validation(window, now)
+
+    try:
+        request, expired = sandbox.store.change_key_request(request_key, expire)
+    except errors.KeyRequestNotFound:  # the sandbox was reset meanwhile
+        return
+    if expired:
+        sandbox.publish(_decided(request, Rejection.VALIDATION_WINDOW_EXPIRED))
+    elif request.status is RequestStatus.PENDING_VALIDATION and request.validation_due is not None:
+        # The timer ran a moment before the due time by the clock (two clocks): try again then.
+        _schedule_expiry(sandbox, request_key, (request.validation_due - now).total_seconds())
+
+
+def _decided(request: PixKeyRequest, rejection: Rejection | None) -> events.KeyRequestDecided:
+    return events.KeyRequestDecided(
+        tenant=request.tenant,
+        cid=request.cid,
+        pix_key=request.key_value,
+        pix_key_type=str(request.key_type),
+        account_key=request.account.account_key,
+        pix_key_status=str(request.key_status),
+        pix_key_request_key=request.request_key,
+        pix_key_request_status=str(request.status),
+        request_failure_reason=request.failure_reason,
+        decided_at=request.updated_at,
+        rejection=None if rejection is None else str(rejection),
+    )
 
 
 def _schedule_decision(sandbox: Sandbox, request_key: str) -> None:
     sandbox.scheduler.later(sandbox.settings.activation_delay, lambda: decide(sandbox, request_key))
 
 
-def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: dt.datetime) -> VerificationCode:
+def _schedule_expiry(sandbox: Sandbox, request_key: str, delay: float) -> None:
+    sandbox.scheduler.later(delay, lambda: expire_validation(sandbox, request_key))
+
+
+def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: dt.datetime,
+              code: str | None = None) -> VerificationCode:
     assert destination is not None
     return VerificationCode(
-        code=f"{secrets.randbelow(1_000_000):06d}",
+        code=code or f"{secrets.randbelow(1_000_000):06d}",
         channel="email" if kind is PixKeyType.EMAIL else "sms",
         destination=destination,
         sent_at=now,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.adapters.broadcast import Broadcaster
-from baas_sandbox.adapters.fixtures import Fixtures
+from baas_sandbox.adapters.fixtures import FixtureError, Fixtures
+from baas_sandbox.adapters.own_address import targets_own_port
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.adapters.webhooks import (
@@ -18,8 +19,8 @@ from baas_sandbox.adapters.webhooks import (
     subscription_problem,
 )
 from baas_sandbox.clock import utcnow
-from baas_sandbox.defaults import DEFAULT_FIXTURES, LOCAL_ORIGINS, LOOPBACK_HOSTS
-from baas_sandbox.domain import events
+from baas_sandbox.defaults import DEFAULT_FIXTURES, DEFAULT_MAX_BODY_SIZE, LOCAL_ORIGINS, LOOPBACK_HOSTS
+from baas_sandbox.domain import errors, events
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal
 from baas_sandbox.ids import new_id
@@ -61,6 +62,17 @@ class Settings:
     webhook_timeout: float = 5.0
     #: Hosts webhooks may be sent to ("*": any); by default this machine only.
     webhook_allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    #: The names the admin API answers to (its ``Host``; "*": any): DNS rebinding (http/admin_guard.py).
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    #: The admin API's bearer token; None: none needed (loopback, or ``--no-admin-auth``). Never shown.
+    admin_token: str | None = field(default=None, repr=False)
+    #: The port the server listens on, when known before it starts (the CLI's ``--port``); the app
+    #: also learns it from its first request. Webhooks may not point there (adapters/own_address.py).
+    listen_port: int | None = None
+    #: Seconds an email or phone key request waits for its code before it is rejected (key freed).
+    validation_window: float = 3600.0
+    #: The largest request body accepted, in bytes (413 past it; ``http/body_limit.py``).
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
     #: Webhook dispatch (adapters/delivery_lane.py): attempts in flight per subscription, pending
     #: deliveries kept per subscription (past that the oldest is dropped, ``failed``), consecutive
     #: failed attempts that open its circuit (0: never) and for how many seconds, attempts in flight
@@ -72,8 +84,9 @@ class Settings:
     webhook_max_in_flight: int = 64
     webhook_loop_share: float = 0.2
 
-    def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
-        return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts)
+    def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
+        ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
+        return subscription_problem(entry["url"], entry["events"], SUBSCRIBABLE, self.webhook_allowed_hosts, ports)
 
     @property
     def scenarios_dir(self) -> Path:
@@ -95,6 +108,8 @@ class Sandbox:
         self.clock = clock
         self.scheduler = Scheduler()
         self.live = Broadcaster()
+        #: The ports this sandbox listens on (``Settings.listen_port``, and what its requests tell).
+        self.own_ports: set[int] = {settings.listen_port} if settings.listen_port else set()
         self.webhooks = WebhookDispatcher(
             DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout,
                            concurrency=settings.webhook_concurrency, queue_size=settings.webhook_queue_size,
@@ -102,6 +117,7 @@ class Sandbox:
                            breaker_cooldown=settings.webhook_breaker_cooldown,
                            max_in_flight=settings.webhook_max_in_flight, loop_share=settings.webhook_loop_share),
             seed=settings.seed,
+            refused=lambda url: targets_own_port(url, self.own_ports),
         )
         # Made once: a reset keeps their ids and secrets, so a receiver set up from them keeps working.
         self._fixture_subscriptions = [
@@ -115,11 +131,28 @@ class Sandbox:
         }
         self.reset()
 
+    def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
+        """Why a subscription cannot be accepted (``Settings.subscription_problem``, this sandbox's ports)."""
+        return self.settings.subscription_problem(entry, self.own_ports)
+
     def reset(self) -> None:
         self.scheduler.cancel_all()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        self._seed_key_requests()
         self.scenarios.reset()
         self.webhooks.reset(self._fixture_subscriptions)
+
+    def _seed_key_requests(self) -> None:
+        # Imported here: the use cases import this module (they work on a Sandbox).
+        from baas_sandbox.services.pix_keys import seed_waiting_request
+
+        for index, entry in enumerate(self.fixtures.key_requests):
+            try:
+                seed_waiting_request(self, entry)
+            except errors.DomainError as refused:  # a rule of the store (the limit, one owner): the
+                # same fixtures are refused the same way at start, so a reset never meets this
+                raise FixtureError(self.settings.fixtures_dir / "key_requests.yaml", None,
+                                   f"key_requests[{index}]", str(refused)) from None
 
     def publish(self, *happened: events.Event) -> None:
         for event in happened:
@@ -145,6 +178,10 @@ class Sandbox:
 
     def _record_outbox(self, event: events.Event) -> None:
         assert isinstance(event, events.VerificationCodeSent)
+        self.record_outbox(event)
+
+    def record_outbox(self, event: events.VerificationCodeSent) -> None:
+        """The code "sent": kept for ``GET /__admin/outbox`` and its stream."""
         self.record("outbox", {
             "message_id": new_id(),
             "pix_key_request_key": event.pix_key_request_key,

@@ -1,4 +1,5 @@
-"""Delayed work on the server's event loop (the DICT decision after the activation delay)."""
+"""Delayed work on the server's event loop (the DICT decision after the activation delay, the end of
+a request's validation window)."""
 
 from __future__ import annotations
 
