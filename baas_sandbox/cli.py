@@ -81,6 +81,17 @@ def positive(kind: type):
     return non_negative(kind, least=1 if kind is int else 1e-3)
 
 
+def fraction(value: str) -> float:
+    """``--webhook-loop-share``: more than 0, at most 1 (all of the time)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < number <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, not {value}")
+    return number
+
+
 def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The command's parser, and each subcommand's (to show its own usage on an unknown option)."""
     root = argparse.ArgumentParser(prog="baas-sandbox", description=DESCRIPTION, epilog=ENVIRONMENT,
@@ -124,6 +135,17 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
                        help="how long a webhook receiver has to answer")
     serve.add_argument("--webhook-allowed-hosts", default=",".join(LOOPBACK_HOSTS), metavar="HOST,HOST",
                        help="hosts webhooks may be sent to, '*' for any")
+    serve.add_argument("--webhook-concurrency", type=positive(int), default=4, metavar="N",
+                       help="webhook attempts in flight per subscription")
+    serve.add_argument("--webhook-queue-size", type=positive(int), default=1000, metavar="N",
+                       help="pending webhook deliveries kept per subscription; past that the oldest is "
+                            "dropped, marked failed")
+    serve.add_argument("--webhook-breaker-failures", type=non_negative(int), default=5, metavar="N",
+                       help="consecutive failed attempts that pause a subscription's deliveries, 0 for never")
+    serve.add_argument("--webhook-breaker-cooldown", type=non_negative(float), default=30.0, metavar="SECONDS",
+                       help="how long they stay paused before one trial attempt")
+    serve.add_argument("--webhook-loop-share", type=fraction, default=0.2, metavar="FRACTION",
+                       help="most of the server's time webhook deliveries may take, 1 for no cap")
     serve.add_argument("--allowed-hosts", default="", metavar="HOST,HOST",
                        help="more names the admin API answers to (its Host header), '*' for any "
                             "(default: localhost, 127.0.0.1, ::1 and --host)%(default).0s")
@@ -199,6 +221,11 @@ def serve(args: argparse.Namespace) -> int:
         webhook_attempts=args.webhook_attempts,
         webhook_backoff=args.webhook_backoff,
         webhook_timeout=args.webhook_timeout,
+        webhook_concurrency=args.webhook_concurrency,
+        webhook_queue_size=args.webhook_queue_size,
+        webhook_breaker_failures=args.webhook_breaker_failures,
+        webhook_breaker_cooldown=args.webhook_breaker_cooldown,
+        webhook_loop_share=args.webhook_loop_share,
         collect_when_idle=True,  # this process serves one sandbox: its garbage collection is ours to set
         webhook_allowed_hosts=tuple(h.strip().lower().strip("[]") for h in args.webhook_allowed_hosts.split(",")
                                     if h.strip()),

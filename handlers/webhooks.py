@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from baas_sandbox.adapters.webhooks import Subscription, WebhookDispatcher
 from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.errors import json_response
 
 
 async def list_subscriptions():
-    return {"subscriptions": [asdict(s) for s in current_sandbox().webhooks.subscriptions()]}, 200
+    webhooks = current_sandbox().webhooks
+    return {"subscriptions": [subscription_view(webhooks, s) for s in webhooks.subscriptions()]}, 200
 
 
 async def create_subscription(body: dict):
@@ -19,7 +21,7 @@ async def create_subscription(body: dict):
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",
                                    "details": f"{problem[0]}: {problem[1]}"})
     subscription = sandbox.webhooks.subscribe(body["url"], body["events"], body.get("secret"))
-    return asdict(subscription), 201
+    return subscription_view(sandbox.webhooks, subscription), 201
 
 
 async def delete_subscription(subscription_id: str):
@@ -39,6 +41,11 @@ async def redeliver(delivery_id: str):
     if delivery is None:
         return not_found("delivery", delivery_id)
     return delivery.as_dict(), 202
+
+
+def subscription_view(webhooks: WebhookDispatcher, subscription: Subscription) -> dict:
+    """The subscription and how its deliveries go (circuit, pending): why they may be waiting."""
+    return asdict(subscription) | webhooks.dispatch_state(subscription.id)
 
 
 def not_found(what: str, key: str):

@@ -73,6 +73,16 @@ class Settings:
     validation_window: float = 3600.0
     #: The largest request body accepted, in bytes (413 past it; ``http/body_limit.py``).
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    #: Webhook dispatch (adapters/delivery_lane.py): attempts in flight per subscription, pending
+    #: deliveries kept per subscription (past that the oldest is dropped, ``failed``), consecutive
+    #: failed attempts that open its circuit (0: never) and for how many seconds, attempts in flight
+    #: for all subscriptions, and the most of the event loop's time deliveries may take.
+    webhook_concurrency: int = 4
+    webhook_queue_size: int = 1000
+    webhook_breaker_failures: int = 5
+    webhook_breaker_cooldown: float = 30.0
+    webhook_max_in_flight: int = 64
+    webhook_loop_share: float = 0.2
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
@@ -101,7 +111,11 @@ class Sandbox:
         #: The ports this sandbox listens on (``Settings.listen_port``, and what its requests tell).
         self.own_ports: set[int] = {settings.listen_port} if settings.listen_port else set()
         self.webhooks = WebhookDispatcher(
-            DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout),
+            DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout,
+                           concurrency=settings.webhook_concurrency, queue_size=settings.webhook_queue_size,
+                           breaker_failures=settings.webhook_breaker_failures,
+                           breaker_cooldown=settings.webhook_breaker_cooldown,
+                           max_in_flight=settings.webhook_max_in_flight, loop_share=settings.webhook_loop_share),
             seed=settings.seed,
             refused=lambda url: targets_own_port(url, self.own_ports),
         )
