@@ -150,3 +150,13 @@ def test_the_distribution_lists_every_package_of_the_engine():
     found = {".".join(path.parent.relative_to(PROJECT_ROOT).parts) for path in PACKAGE_DIR.rglob("__init__.py")
              if "__pycache__" not in path.parts}
     assert found <= configured, f"missing from pyproject.toml's packages: {sorted(found - configured)}"
+
+
+def test_the_readme_lists_every_option_of_serve():
+    """The README's `baas-sandbox serve` block is where people look first: no option missing."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    block = readme.split("```text\nbaas-sandbox serve", 1)[1].split("```", 1)[0]
+    _, subcommands = parser()
+    options = {o for action in subcommands["serve"]._actions for o in action.option_strings if o.startswith("--")}
+    missing = sorted(o for o in options - {"--help"} if not re.search(rf"\[{o}[\] ]", block))
+    assert not missing, f"missing from the README's serve block: {missing}"
