@@ -62,8 +62,14 @@ def port_number(value: str) -> int:
     return port
 
 
+#: The longest duration an option takes, in seconds (about three years): a time past the year 9999
+#: cannot be computed (``inf`` or ``1e12`` seconds made every key creation a 500).
+MAX_SECONDS = 1e8
+
+
 def non_negative(kind: type, least: float = 0):
-    """An option's type: a number of ``kind``, ``least`` or more."""
+    """An option's type: a number of ``kind``, ``least`` or more; a float one also finite and at
+    most ``MAX_SECONDS`` (float options are durations)."""
     def convert(value: str):
         try:
             number = kind(value)
@@ -71,6 +77,8 @@ def non_negative(kind: type, least: float = 0):
             raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
         if not number >= least:  # also refuses nan
             raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
+        if kind is float and not number <= MAX_SECONDS:
+            raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:.0e} seconds, not {value}")
         return number
 
     convert.__name__ = kind.__name__  # argparse names the type in its messages

@@ -103,7 +103,13 @@ class SandboxServer:
         sock.bind(("127.0.0.1", 0))  # bound here, handed to uvicorn: no window for another process
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         # Open event streams never end by themselves: bound the wait for them when stopping.
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+        # serve's own protocol and bounds (JSON errors from the protocol, the header time-out, the
+        # connection cap, no query string in the access log), on asyncio's loop: uvloop's would be
+        # installed as the policy of the consumer's whole test process.
+        from baas_sandbox.server import uvicorn_options
+
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2,
+                                                     **(uvicorn_options() | {"loop": "asyncio"})))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name="baas-sandbox", daemon=True)
         self._thread.start()

@@ -63,7 +63,11 @@ def live_server(port: int | None = None, **settings) -> Iterator[tuple[str, obje
     sock.bind(("127.0.0.1", port or 0))
     port = sock.getsockname()[1]
     app = create_app(Settings(**(FAST | settings)))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=0.5))
+    from baas_sandbox.server import uvicorn_options
+
+    # serve's protocol and bounds, as the pytest plugin has them (asyncio's loop: see the plugin)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=0.5,
+                                           **(uvicorn_options() | {"loop": "asyncio"})))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -160,3 +160,11 @@ def test_the_readme_lists_every_option_of_serve():
     options = {o for action in subcommands["serve"]._actions for o in action.option_strings if o.startswith("--")}
     missing = sorted(o for o in options - {"--help"} if not re.search(rf"\[{o}[\] ]", block))
     assert not missing, f"missing from the README's serve block: {missing}"
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "1e12"])
+def test_a_duration_that_cannot_be_computed_is_refused(value):
+    """``--validation-window inf`` started, then every email or phone key creation answered 500."""
+    result = run_cli("serve", "--validation-window", value)
+    assert result.returncode == 2 and "--validation-window" in result.stderr
+    assert "serving on" not in result.stderr

@@ -426,6 +426,10 @@ def test_the_lane_and_the_full_pipeline_refuse_a_body_over_the_limit_alike():
         assert answer["status"] == 201  # within the limit
         assert twin.apps[0].express_counts.answered == 1
         assert twin.journals()[0] == twin.journals()[1]
+        # an operation without a body is no exception: a declared length over the limit is refused
+        answer = same(twin, "GET", KEYS, params={"account_key": LEGAL}, content=b"x" * 101, headers=ORG_A)
+        assert answer["status"] == 413 and json.loads(answer["body"])["code"] == "SBX000413"
+        assert twin.apps[0].express_counts.answered == 1
 
 
 def test_the_journal_drops_its_oldest_entries_past_its_memory_bound(client_with):

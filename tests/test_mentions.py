@@ -35,6 +35,7 @@ def test_an_injected_success_names_the_requests_key_and_account(client):
     body = answer.json()
     assert body["account_key"] == NATURAL_ACCOUNT
     assert body["pix_key"]["account_key"] == NATURAL_ACCOUNT
+    assert (body["pix_key"]["pix_key"], body["pix_key"]["pix_key_type"]) == ("ana@example.com", "email")
 
 
 def test_a_path_value_is_named_too(client):

@@ -142,3 +142,11 @@ def test_the_helpers_send_the_admin_token_of_a_sandbox_that_has_one(baas_sandbox
     assert baas_sandbox.reset()["message"] == "Sandbox reset to fixtures"
     assert httpx.post(f"{baas_sandbox.admin_url}/reset").status_code == 401  # without it
     assert "plugin-admin-token" not in repr(baas_sandbox)
+
+
+def test_the_fixtures_server_has_serves_protocol(baas_sandbox):
+    """The same protocol and bounds as `baas-sandbox serve`: a request head over 64 KiB is a JSON 400
+    in the API's format (uvicorn's own protocol answered plain text)."""
+    answer = httpx.get(f"{baas_sandbox.url}/baas/pix/keys", headers=baas_sandbox.headers() | {"X-Big": "a" * 70_000})
+    assert answer.status_code == 400 and answer.headers["content-type"] == "application/json"
+    assert answer.json()["code"] == "SBX000400"

@@ -306,3 +306,11 @@ def test_every_fixture_problem_is_reported_at_once_one_line_each(tmp_path):
     for line, wanted in zip(lines, expected):
         assert line.startswith("baas-sandbox: cannot start: ") and wanted in line, (line, wanted)
     assert "Traceback" not in result.stderr
+
+
+def test_a_fixture_of_the_wrong_shape_is_a_located_problem_not_a_traceback(tmp_path):
+    directory = fixture_dir(tmp_path, accounts="accounts: 5\n")
+    result = subprocess.run([sys.executable, "-m", "baas_sandbox", "serve", "--fixtures", str(directory),
+                             "--port", "0", "--log-level", "warning"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "accounts.yaml:1: accounts: 5 is not of type 'array'" in result.stderr

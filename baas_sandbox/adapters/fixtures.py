@@ -153,7 +153,8 @@ def _load_accounts(path: Path, account_schema: dict, build_account: AccountBuild
     entries = _checked_entries(document, schema, "accounts", problems)
     seen: set[str] = set()
     taken: set[int] = set()  # second uses of a key, among every entry (a broken one holds its key too)
-    for index, entry in enumerate(document.data.get("accounts") or [] if isinstance(document.data, dict) else []):
+    listed = document.data.get("accounts") if isinstance(document.data, dict) else None
+    for index, entry in enumerate(listed if isinstance(listed, list) else []):  # a wrong shape: reported above
         key = entry.get("account_key") if isinstance(entry, dict) else None
         if isinstance(key, str) and key in seen:
             problems.append(document.fail(("accounts", index, "account_key"), "account_key is used by another account"))

@@ -201,12 +201,15 @@ class ExpressLane:
             # Authenticated before the body is read: without a valid token, the full pipeline answers
             # 401 and the body is never read.
             token_info = _token_info(headers) if operation.secured else None
+            # A body over the limit, or one without a length, whatever the operation (a GET may carry
+            # one too): the full pipeline's body limit decides, in one place.
+            length = headers.get(b"content-length")
+            if b"transfer-encoding" in headers or (
+                    length is not None and (not length.isdigit() or int(length) > self.max_body_size)):
+                raise _HandOver
             if operation.body_accepts is not None:
-                if headers.get(b"content-type", b"").strip() != b"application/json":
+                if headers.get(b"content-type", b"").strip() != b"application/json" or length is None:
                     raise _HandOver
-                length = headers.get(b"content-length")
-                if length is None or not length.isdigit() or int(length) > self.max_body_size:
-                    raise _HandOver  # chunked, or over the limit: the full pipeline's body limit
                 body = await _read_body(receive)
             await self._answer(operation, scope, headers, path_params, body or b"", token_info, send)
         except _HandOver:

@@ -18,25 +18,26 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import re
 import string
 from typing import Any
 from urllib.parse import parse_qsl
 
 from baas_sandbox.domain import errors
+from baas_sandbox.http import json_body
 from baas_sandbox.spec import Contract
 
-#: The request values an answer may name (the seed documents' placeholders).
-MENTIONED = ("account_key", "pix_key", "pix_key_request_key", "provider", "type")
+#: The request values an answer may name (the seed documents' placeholders), and the key's type,
+#: which goes with its value (an injected 201 must not call an email key "cnpj").
+MENTIONED = ("account_key", "pix_key", "pix_key_type", "pix_key_request_key", "provider", "type")
 
 
 def request_values(path_params: dict, query_string: bytes, body: bytes) -> dict[str, str]:
     """The ``MENTIONED`` values a request carries: its JSON body's, its query's, its path's."""
     values: dict[str, str] = {}
     try:
-        parsed = json.loads(body) if body else None
-    except ValueError:
+        parsed = json_body.parse(body) if body else None
+    except json_body.InvalidJson:
         parsed = None
     sources = [parsed if isinstance(parsed, dict) else {},
                dict(parse_qsl(query_string.decode("latin-1"))), path_params]
