@@ -8,16 +8,16 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
 
 
-def _data_dir(name: str) -> Path:
+def _data_dir(name: str, installed_as: str) -> Path:
     """Where ``spec/`` or ``fixtures/`` is: inside the package when installed from a wheel or an
-    sdist (pyproject.toml maps them there), at the checkout's top level otherwise (the design
-    card's layout; an editable install reads them in place)."""
-    installed = PACKAGE_DIR / name
+    sdist (pyproject.toml maps them there, as ``installed_as``), at the checkout's top level
+    otherwise (the design card's layout; an editable install reads them in place)."""
+    installed = PACKAGE_DIR / installed_as
     return installed if installed.is_dir() else PROJECT_ROOT / name
 
 
-SPEC_DIR = _data_dir("spec")
-DEFAULT_FIXTURES = _data_dir("fixtures")
+SPEC_DIR = _data_dir("spec", installed_as="specs")  # not "spec": the module spec.py has that name
+DEFAULT_FIXTURES = _data_dir("fixtures", installed_as="fixtures")
 #: Browser origins allowed by CORS by default: any port of this machine.
 LOCAL_ORIGINS = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?$"
 #: Where webhooks may be sent by default: this machine only. A local sandbox sends nothing
