@@ -309,29 +309,47 @@ def sandbox_at(url: str | None, *, seed: int) -> Iterator[Sandbox]:
 
 @contextlib.contextmanager
 def started_sandbox(seed: int) -> Iterator[Sandbox]:
-    """``baas-sandbox serve`` on a free loopback port, as CI and a user would start it."""
+    """``baas-sandbox serve --port 0`` (a free port, bound by the server itself: no window for another
+    process to take it), as CI and a user would start it; its URL read from its banner."""
     import subprocess
     import tempfile
 
-    port = free_port()
-    command = [sys.executable, "-m", "baas_sandbox", "serve", "--port", str(port), "--seed", str(seed),
+    command = [sys.executable, "-m", "baas_sandbox", "serve", "--port", "0", "--seed", str(seed),
                "--no-reload", "--log-level", "warning"]
     with tempfile.TemporaryDirectory(prefix="baas-sandbox-") as folder:
-        sandbox = Sandbox(f"http://127.0.0.1:{port}", Path(folder) / "serve.log")
-        print(f"baas-sandbox fuzz: starting `baas-sandbox serve --port {port} --seed {seed}`", flush=True)
-        with sandbox.log.open("w") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+        log = Path(folder) / "serve.log"
+        print(f"baas-sandbox fuzz: starting `baas-sandbox serve --port 0 --seed {seed}`", flush=True)
+        with log.open("w") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                        env=os.environ | {"PYTHONUNBUFFERED": "1"})
         try:
+            sandbox = Sandbox(announced_url(log, alive=lambda: process.poll() is None), log)
+            print(f"baas-sandbox fuzz: serving on {sandbox.url}", flush=True)
             wait_until_up(sandbox.url, timeout=START_TIMEOUT, alive=lambda: process.poll() is None)
         except CannotRun:
             stop(process)
-            sandbox.show_log()
+            Sandbox("", log).show_log()
             raise
         try:
             yield sandbox
         finally:
             stop(process)
+
+
+def announced_url(log: Path, alive, timeout: float = START_TIMEOUT) -> str:
+    """The URL of ``serve``'s banner in ``log``, once printed (``CannotRun`` if it never is)."""
+    import re
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"serving on (http://\S+)", log.read_text(encoding="utf-8", errors="replace"))
+        if found:
+            return found.group(1)
+        if not alive():
+            raise CannotRun("the sandbox stopped before it served")
+        time.sleep(0.05)
+    raise CannotRun(f"the sandbox did not say where it serves within {timeout:.0f} s")
 
 
 @contextlib.contextmanager

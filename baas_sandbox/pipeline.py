@@ -1,6 +1,7 @@
 """The full request pipeline: connexion 3's AsyncApp with the sandbox's layers, explicit.
 
-    remember the connection (faults) -> journal -> CORS -> tracking_id -> bind sandbox
+    remember the connection (faults) -> journal -> CORS -> the admin API's guard (Host, Origin,
+      media type, token: http/admin_guard.py) -> tracking_id -> bind sandbox
       -> no trailing slash -> media type -> the body limit
       -> errors in each API's format -> route (connexion) -> authenticate -> validate the request
       -> validate the response (tests) -> Prefer: a documented example

@@ -45,8 +45,8 @@ def seed_waiting_request(sandbox: Sandbox, entry: dict) -> PixKeyRequest:
     """A fixture key request waiting for its code (``key_requests.yaml``): part of the starting
     state, like the fixture accounts, so no event is published; its code is in the outbox, as
     sent. The same rules as a client's request apply (the key, the account, the limit). It has no
-    validation window (a reset gives it a new code): the documented twofa examples work on it on any
-    freshly reset sandbox."""
+    validation window; a reset stores it again, its code sent again with a new expiry (--code-ttl):
+    the documented twofa examples work on it on a freshly reset sandbox."""
     account = sandbox.store.account(entry["account_key"])
     tenant = sandbox.store.tenant(account.tenant) if account is not None else None
     if tenant is None:
