@@ -4,11 +4,11 @@ The HTTP bursts are concurrent for real: one sandbox served by several uvicorn s
 event loop of its own thread, all accepting on one socket, hit by as many client threads released
 together; Python switches threads every microsecond meanwhile (on one event loop they could not
 fail: a handler that never awaits runs whole). The limit bursts start one place below the limit,
-so every request races for the last place. Measured with the store's lock made a no-op, two runs
-of this file: the same-key burst over HTTP failed in one (two 201s), the limit bursts over HTTP in
-neither (the window between counting and storing is a small share of a request's work); the
-store-level races below (threads calling the store directly) failed in both runs, same key and
-limit alike. With the lock: all pass."""
+so every request races for the last place. Measured with the store's lock made a no-op: the
+same-key burst over HTTP failed in one run of two (two 201s); the legal-person limit burst over
+HTTP in one of five, the natural-person one in none of five (the window between counting and
+storing is a small share of a request's work); the store-level races below (threads calling the
+store directly) failed in every run, same key and limit alike. With the lock: all pass."""
 
 from __future__ import annotations
 
