@@ -18,7 +18,7 @@ from baas_sandbox import __version__
 LINKS = {
     "product_api_ui": ("/ui/", "Swagger UI of the product APIs: credentials and Pix keys"),
     "product_api_spec": ("/openapi.json", "OpenAPI document of the product APIs (spec/openapi.yaml)"),
-    "admin_api": ("/__admin/", "the sandbox control API: this index"),
+    "admin_api": ("/__admin/", "the sandbox control API's index (this page, under /__admin)"),
     "admin_api_ui": ("/__admin/ui/", "Swagger UI of the sandbox control API"),
     "admin_api_spec": ("/__admin/openapi.json", "OpenAPI document of the sandbox control API (spec/admin.yaml)"),
 }

@@ -8,6 +8,9 @@ authentication API's ``{code, message}`` body.
 
 from __future__ import annotations
 
+import functools
+import string
+
 
 class DomainError(Exception):
     """A rule refused the request."""
@@ -199,8 +202,10 @@ class EncryptedValueMismatch(BankingAuthError):
     message = "Encrypted value error. Decrypt returned different value"
 
 
+@functools.cache
 def error_classes() -> dict[str, type[DomainError]]:
-    """Every business error, by its code."""
+    """Every business error, by its code (the classes are fixed once imported: walked once). Two
+    classes that share a code (``2FA000429``: too many wrong codes, too many resends) give one."""
     found: dict[str, type[DomainError]] = {}
     pending: list[type[DomainError]] = [DomainError]
     while pending:
@@ -213,6 +218,4 @@ def error_classes() -> dict[str, type[DomainError]]:
 
 def template_fields(template: str) -> list[str]:
     """The names a message template fills in (``"{provider} - API …"`` -> ``["provider"]``)."""
-    import string
-
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]

@@ -125,7 +125,7 @@ class Sandbox:
             for entry in fixtures.subscriptions
         ]
         self._followers: dict[type, list[Callable[[events.Event], None]]] = {
-            events.VerificationCodeSent: [self._record_outbox],
+            events.VerificationCodeSent: [self.record_outbox],
             events.KeyRequestDecided: [self._send_key_inclusion],
             events.CredentialSaved: [self._log_credential],
         }
@@ -176,12 +176,10 @@ class Sandbox:
             self.record("events", envelope)
             self.webhooks.publish(envelope["event_type"], envelope)
 
-    def _record_outbox(self, event: events.Event) -> None:
+    def record_outbox(self, event: events.Event) -> None:
+        """The code "sent": kept for ``GET /__admin/outbox`` and its stream (what follows a
+        ``VerificationCodeSent``, and the fixture key requests' codes)."""
         assert isinstance(event, events.VerificationCodeSent)
-        self.record_outbox(event)
-
-    def record_outbox(self, event: events.VerificationCodeSent) -> None:
-        """The code "sent": kept for ``GET /__admin/outbox`` and its stream."""
         self.record("outbox", {
             "message_id": new_id(),
             "pix_key_request_key": event.pix_key_request_key,
