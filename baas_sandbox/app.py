@@ -27,7 +27,8 @@ from baas_sandbox.http import express
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
-from baas_sandbox.services.sandbox import Sandbox, Settings
+from baas_sandbox.services.namespaces import DEFAULT, Namespaces
+from baas_sandbox.services.sandbox import Sandbox, Settings, Shared
 from baas_sandbox.spec import (
     ADMIN_BASE_PATH,
     ADMIN_SPEC,
@@ -68,9 +69,10 @@ class Specs:
         return to_json_schema(self.admin["components"]["schemas"]["AccountRequest"])
 
 
-def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
-    """The sandbox of ``settings``' fixtures and scenarios; a ``FileProblem`` with every problem of
-    both when some are broken (one start-up shows them all)."""
+def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
+    """The namespaces of ``settings``' fixtures and scenarios, the default one made (its fixture key
+    requests checked against the rules); a ``FileProblem`` with every problem of both when some are
+    broken (one start-up shows them all)."""
     product_operations = [op for path in specs.product["paths"].values() for method, op in path.items()
                           if isinstance(op, dict) and "operationId" in op]
     problems: list[FileProblem] = []
@@ -87,18 +89,21 @@ def build_sandbox(settings: Settings, specs: Specs) -> Sandbox:
         problems.append(exc)
     if problems:
         raise type(problems[0]).several(problems)
-    return Sandbox(settings, fixtures, scenarios)
+    namespaces = Namespaces(Shared(settings, fixtures, scenarios), max_namespaces=settings.max_namespaces,
+                            idle_ttl=settings.namespace_idle_ttl)
+    namespaces.get(DEFAULT)
+    return namespaces
 
 
 class SandboxApp:
     """The ASGI app: the express lane first, the full pipeline for everything else.
 
-    ``sandbox`` is the running sandbox (for the CLI and the tests), ``express_counts`` how many
-    requests the lane answered and handed over.
+    ``namespaces`` are its sandboxes (``sandbox``: the default one, for the CLI and the tests),
+    ``express_counts`` how many requests the lane answered and handed over.
     """
 
-    def __init__(self, settings: Settings, specs: Specs, sandbox: Sandbox) -> None:
-        self.settings, self.specs, self.sandbox = settings, specs, sandbox
+    def __init__(self, settings: Settings, specs: Specs, namespaces: Namespaces) -> None:
+        self.settings, self.specs, self.namespaces = settings, specs, namespaces
         self.express_counts = express.ExpressCounts()
         self._pipeline: Any = None
         self._building: concurrent.futures.Future | None = None
@@ -113,8 +118,13 @@ class SandboxApp:
                 settings.validate_responses)
             # starlette's CORS middleware adds "Vary: Origin" to every answer to a request without
             # an Origin when the allowed origins are a pattern (they always are here).
-            self._entry = express.ExpressLane(self._full_pipeline, sandbox, operations, cors_vary=True,
+            self._entry = express.ExpressLane(self._full_pipeline, namespaces, operations, cors_vary=True,
                                               counts=self.express_counts, max_body_size=settings.max_body_size)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The default namespace."""
+        return self.namespaces.get(DEFAULT)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -136,7 +146,7 @@ class SandboxApp:
         except ValueError:
             return
         if isinstance(port, int):
-            self.sandbox.own_ports.add(port)
+            self.namespaces.shared.own_ports.add(port)
             self._port_learned = True
 
     def test_client(self, **kwargs):
@@ -181,7 +191,7 @@ class SandboxApp:
         try:
             from baas_sandbox.pipeline import build_pipeline
 
-            self._pipeline = build_pipeline(self.settings, self.specs, self.sandbox)
+            self._pipeline = build_pipeline(self.settings, self.specs, self.namespaces)
         except BaseException as exc:  # a bug: each request that needs the pipeline gets it raised
             logger.error("the full request pipeline could not be built", exc_info=exc)
             future.set_exception(exc)
@@ -197,7 +207,10 @@ class SandboxApp:
         stop = asyncio.Event()
         tasks = []
         if self.settings.hot_reload:
-            tasks.append(asyncio.create_task(watch(self.sandbox.scenarios, stop)))
+            tasks.append(asyncio.create_task(watch(self.namespaces.shared.scenarios, stop)))
+        tasks.append(asyncio.create_task(_drop_idle_namespaces(self.namespaces, stop)))
+        for sandbox in self.namespaces:
+            sandbox.wake()  # due work already stored (a state file) gets its timer
         # The build takes most of a second of CPU in a thread that shares the interpreter's lock with
         # the server: it starts a moment after the server does, so the first answers do not wait
         # for it (a request that needs the full pipeline sooner starts it at once).
@@ -210,11 +223,26 @@ class SandboxApp:
         await receive()  # lifespan.shutdown
         starting.cancel()
         stop.set()
-        self.sandbox.scheduler.cancel_all()
-        await self.sandbox.webhooks.aclose()
+        for sandbox in self.namespaces:
+            sandbox.stop_timers()
+            await sandbox.webhooks.aclose()
         for task in tasks:
             await asyncio.wait_for(task, timeout=5)
         await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _drop_idle_namespaces(namespaces: Namespaces, stop: asyncio.Event) -> None:
+    """Drop the namespaces idle past ``--namespace-idle-ttl``, checking a tenth as often as that
+    (at most every minute): memory stays bounded without a request having to pay for it."""
+    if not namespaces.idle_ttl:
+        return
+    every = min(max(namespaces.idle_ttl / 10, 0.05), 60.0)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except TimeoutError:
+            for name in namespaces.drop_idle():
+                logger.info("namespace %s dropped after %s s idle", name, namespaces.idle_ttl)
 
 
 def create_app(settings: Settings | None = None) -> SandboxApp:
@@ -222,4 +250,4 @@ def create_app(settings: Settings | None = None) -> SandboxApp:
     with the reason it cannot start."""
     settings = settings or Settings()
     specs = Specs.load()
-    return SandboxApp(settings, specs, build_sandbox(settings, specs))
+    return SandboxApp(settings, specs, build_namespaces(settings, specs))

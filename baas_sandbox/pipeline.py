@@ -1,7 +1,7 @@
 """The full request pipeline: connexion 3's AsyncApp with the sandbox's layers, explicit.
 
     remember the connection (faults) -> journal -> CORS -> the admin API's guard (Host, Origin,
-      media type, token: http/admin_guard.py) -> tracking_id -> bind sandbox
+      media type, token: http/admin_guard.py) -> tracking_id -> the namespace (X-Sandbox-Namespace)
       -> no trailing slash -> media type -> the body limit
       -> errors in each API's format -> route (connexion) -> authenticate -> validate the request
       -> validate the response (tests) -> Prefer: a documented example
@@ -29,17 +29,18 @@ from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import compiled, errors
 from baas_sandbox.http.admin_guard import AdminGuard
 from baas_sandbox.http.body_limit import BodyTooLarge, LimitBody
-from baas_sandbox.http.context import BindSandbox
 from baas_sandbox.http.faults import RememberConnection
 from baas_sandbox.http.journal import RecordRequests
 from baas_sandbox.http.media_types import LowerCaseMediaType
+from baas_sandbox.http.namespace import BindNamespace
 from baas_sandbox.http.prefer import PreferredResponse
 from baas_sandbox.http.scenarios import ApplyScenarios
 from baas_sandbox.http.slashes import NoTrailingSlash
 from baas_sandbox.http.tracking import HEADER as TRACKING_HEADER
 from baas_sandbox.http.tracking import TrackingId
 from baas_sandbox.http.violations import BodyValidator, ParametersValidator
-from baas_sandbox.services.sandbox import Sandbox, Settings
+from baas_sandbox.services.namespaces import Namespaces
+from baas_sandbox.services.sandbox import Settings
 from baas_sandbox.spec import ADMIN_BASE_PATH, SPEC_DIR
 
 VALIDATORS = {
@@ -48,7 +49,7 @@ VALIDATORS = {
 }
 
 
-def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
+def build_pipeline(settings: Settings, specs, namespaces: Namespaces) -> AsyncApp:
     """The connexion app serving both specs (``specs``: ``baas_sandbox.app.Specs``), its middleware
     stack built (connexion would build it at its first request)."""
     # Outermost, before connexion's own middleware: remembers the connection for network faults.
@@ -67,7 +68,7 @@ def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
 
     # Outermost first: each insertion before the exception middleware lands inside the previous.
     app.add_middleware(RecordRequests, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       journal=sandbox.journal, contract=specs.contract)
+                       namespaces=namespaces, contract=specs.contract)
     app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        allow_origin_regex=settings.cors_origin_regex, allow_methods=["*"],
                        allow_headers=["*"], expose_headers=[TRACKING_HEADER])
@@ -76,7 +77,7 @@ def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
                        allowed_hosts=settings.allowed_hosts, origin_regex=settings.cors_origin_regex,
                        admin_token=settings.admin_token)
     app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_EXCEPTION)
-    app.add_middleware(BindSandbox, position=MiddlewarePosition.BEFORE_EXCEPTION, sandbox=sandbox)
+    app.add_middleware(BindNamespace, position=MiddlewarePosition.BEFORE_EXCEPTION, namespaces=namespaces)
     app.add_middleware(NoTrailingSlash, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(LowerCaseMediaType, position=MiddlewarePosition.BEFORE_EXCEPTION)
     # Before routing and security: a body over the limit is refused before a token is looked at.
@@ -87,8 +88,7 @@ def build_pipeline(settings: Settings, specs, sandbox: Sandbox) -> AsyncApp:
         app.add_middleware(TrackingId, position=MiddlewarePosition.BEFORE_CONTEXT)
     app.add_middleware(PreferredResponse, position=MiddlewarePosition.BEFORE_CONTEXT,
                        contract=specs.contract, seed=settings.seed)
-    app.add_middleware(ApplyScenarios, position=MiddlewarePosition.BEFORE_CONTEXT,
-                       library=sandbox.scenarios, contract=specs.contract)
+    app.add_middleware(ApplyScenarios, position=MiddlewarePosition.BEFORE_CONTEXT, contract=specs.contract)
 
     app.add_error_handler(DomainError, errors.on_domain_error)
     app.add_error_handler(ProblemException, errors.on_problem)

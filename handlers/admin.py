@@ -25,9 +25,10 @@ async def list_accounts(tenant: str | None = None):
 
 
 async def create_account(body: dict):
-    store = current_sandbox().store
+    sandbox = current_sandbox()
+    store = sandbox.store
     try:
-        account = build_account(body, store.tenant)
+        account = build_account(body, store.tenant, sandbox.ids, sandbox.clock)
         store.add_account(account)
     except InvalidAccountField as exc:
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",

@@ -431,7 +431,7 @@ def test_the_lane_and_the_full_pipeline_refuse_a_body_over_the_limit_alike():
 
 def test_the_journal_drops_its_oldest_entries_past_its_memory_bound(client_with):
     with client_with() as app_client:
-        app_client.sandbox.journal._memory_limit = 300_000  # 32 MiB in use: a few 60 KB bodies here
+        app_client.sandbox.journal.budget.limit = 300_000  # 32 MiB in use: a few 60 KB bodies here
         for index in range(10):
             body = {"account_key": LEGAL, "pix_key_type": "email", "pix_key": f"{index}" + "a" * 60_000}
             assert app_client.post(KEYS, json=body, headers=ORG_A).status_code == 400

@@ -9,12 +9,17 @@ without moving any rule. The in-memory store serialises its operations with one 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import heapq
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
+from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
+from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import Account, Credential, PixKeyRequest, Tenant
 
 T = TypeVar("T")
@@ -28,6 +33,8 @@ class AccountAlreadyExists(Exception):
 
 
 class SandboxStore(Protocol):
+    """One namespace's state. Every method is one atomic step."""
+
     def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         """Drop everything and start again from these tenants and accounts."""
 
@@ -66,6 +73,25 @@ class SandboxStore(Protocol):
 
     def records(self, kind: str) -> list[dict]: ...
 
+    def clock(self) -> ClockSetting: ...
+
+    def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
+        """Apply ``change`` to the namespace's clock setting atomically; the new setting."""
+
+    def schedule(self, job: DueJob) -> None:
+        """Keep ``job`` until it falls due."""
+
+    def take_due(self, now: dt.datetime) -> list[DueJob]:
+        """Remove and return the jobs due at ``now``, earliest first: each job is taken once."""
+
+    def next_due(self) -> dt.datetime | None:
+        """When the earliest job falls due (None: no job)."""
+
+    def due_jobs(self) -> list[DueJob]: ...
+
+    def counts(self) -> dict[str, int]:
+        """How many accounts, keys (active or being created) and key requests it holds."""
+
 
 class InMemoryStore:
     """``SandboxStore`` in this process's memory, one lock around each operation."""
@@ -84,6 +110,9 @@ class InMemoryStore:
         # key value -> request key, for every request that claims its key (not rejected)
         self._claimed_keys: dict[str, str] = {}
         self._logs: dict[str, deque[dict]] = {}
+        self._clock = REAL_TIME
+        self._due: list[tuple[dt.datetime, int, DueJob]] = []  # a heap, earliest first
+        self._due_order = itertools.count()  # ties keep their scheduling order
 
     def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:
@@ -184,3 +213,39 @@ class InMemoryStore:
     def records(self, kind: str) -> list[dict]:
         with self._lock:
             return list(self._logs.get(kind, ()))
+
+    def clock(self) -> ClockSetting:
+        return self._clock
+
+    def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
+        with self._lock:
+            self._clock = change(self._clock)
+            return self._clock
+
+    def schedule(self, job: DueJob) -> None:
+        with self._lock:
+            heapq.heappush(self._due, (job.due_at, next(self._due_order), job))
+
+    def take_due(self, now: dt.datetime) -> list[DueJob]:
+        taken = []
+        with self._lock:
+            while self._due and self._due[0][0] <= now:
+                taken.append(heapq.heappop(self._due)[2])
+        return taken
+
+    def next_due(self) -> dt.datetime | None:
+        due = self._due
+        return due[0][0] if due else None
+
+    def due_jobs(self) -> list[DueJob]:
+        with self._lock:
+            return [job for _, _, job in sorted(self._due)]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "accounts": len(self._accounts),
+                "keys": len(self._claimed_keys) + sum(
+                    1 for r in self._requests.values() if r.claims_key and r.key_value is None),
+                "key_requests": len(self._requests),
+            }

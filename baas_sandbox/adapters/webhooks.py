@@ -18,6 +18,8 @@ Signature: ``X-Sandbox-Signature: sha256=<hex>``, the HMAC-SHA256 with the subsc
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import hashlib
 import hmac
 import itertools
@@ -26,7 +28,6 @@ import logging
 import random
 import secrets
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
@@ -149,6 +150,14 @@ def subscription_problem(url: str, events: list[str], known_events: frozenset[st
     return None
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Made once per process: building one takes tens of milliseconds."""
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
 def sign(secret: str, sent_at: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), sent_at.encode() + b"." + body, hashlib.sha256).hexdigest()
 
@@ -174,9 +183,19 @@ class DeliveryGate:
 
 
 class WebhookDispatcher:
+    """One namespace's subscriptions and deliveries. ``gate`` is the process's (shared by every
+    namespace: the bound on attempts in flight and the loop share are the server's); ``clock`` is
+    the namespace's (the times of attempts and subscriptions); each delivery names ``namespace``
+    in its ``X-Sandbox-Namespace`` header."""
+
     def __init__(self, policy: DeliveryPolicy, seed: int | None = None,
-                 refused: Callable[[str], str | None] = lambda _url: None) -> None:
+                 refused: Callable[[str], str | None] = lambda _url: None, *,
+                 gate: Callable[[], DeliveryGate] | None = None, clock: Callable[[], dt.datetime] = utcnow,
+                 namespace: str = "default", ids: Callable[[], str] = new_id) -> None:
         self.policy = policy
+        self.namespace = namespace
+        self._clock, self._ids = clock, ids
+        self._shared_gate = gate  # the process's gate, made at its first use (on the event loop)
         #: Why a URL must not be sent to now (it reaches the sandbox itself), checked again before each
         #: delivery: a subscription may predate what the sandbox learned of its own port.
         self._refused = refused
@@ -187,14 +206,15 @@ class WebhookDispatcher:
         self._seq = itertools.count(1)
         self._gate: DeliveryGate | None = None
         self._stopping: set[asyncio.Task] = set()  # workers cancelled by a reset, closing their sockets
-        self._ssl: ssl.SSLContext | None = None
 
     # -- subscriptions ----------------------------------------------------------------------------
 
-    def subscribe(self, url: str, events: list[str], secret: str | None = None) -> Subscription:
-        subscription = Subscription(id=str(uuid.uuid4()), url=url, events=list(dict.fromkeys(events)),
+    def subscribe(self, url: str, events: list[str], secret: str | None = None, *,
+                  subscription_id: str | None = None, created_at: str | None = None) -> Subscription:
+        subscription = Subscription(id=subscription_id or self._ids(), url=url,
+                                    events=list(dict.fromkeys(events)),
                                     secret=secret or "whsec_" + secrets.token_urlsafe(24),
-                                    created_at=timestamp(utcnow()))
+                                    created_at=created_at or timestamp(self._clock()))
         self._subscriptions[subscription.id] = subscription
         return subscription
 
@@ -222,7 +242,7 @@ class WebhookDispatcher:
         for subscription in self._subscriptions.values():
             if subscription.wants(event_type):
                 delivery = Delivery(id=new_id(), subscription_id=subscription.id, url=subscription.url,
-                                    event_type=event_type, body=body, created_at=timestamp(utcnow()),
+                                    event_type=event_type, body=body, created_at=timestamp(self._clock()),
                                     secret=subscription.secret, seq=next(self._seq))
                 self._enqueue(delivery)
                 made.append(delivery)
@@ -257,7 +277,8 @@ class WebhookDispatcher:
         nothing pending: every lane, worker, timer and connection of before is dropped."""
         self._stop_lanes()
         self._finished.clear()
-        self._gate = None  # a fresh semaphore and share: nothing of a jammed past carries over
+        self._gate = None  # a fresh semaphore and share (unless the process's): nothing of a jammed past
+        # carries over
         self._subscriptions = {s.id: Subscription(s.id, s.url, list(s.events), s.secret, s.created_at)
                                for s in subscriptions}
 
@@ -285,7 +306,7 @@ class WebhookDispatcher:
         except RuntimeError:  # a unit test or a script: nothing can be sent from here
             return None
         if self._gate is None:
-            self._gate = DeliveryGate(self.policy)
+            self._gate = self._shared_gate() if self._shared_gate is not None else DeliveryGate(self.policy)
         lane = self._lanes[subscription_id] = DeliveryLane(
             self.policy, self._gate, self._attempt, self._new_client,
             lambda delivery: self._finish(delivery, subscription_id), self._rng)
@@ -321,9 +342,7 @@ class WebhookDispatcher:
         """A worker's own client: one connection, never waited for by another delivery."""
         import httpx  # here: webhooks are rarely used, and httpx is slow to import (start-up time)
 
-        if self._ssl is None:  # made once: building one takes tens of milliseconds
-            self._ssl = httpx.create_ssl_context()
-        return httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=self._ssl,
+        return httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=_ssl_context(),
                                  timeout=self.policy.timeout,
                                  limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
 
@@ -334,20 +353,22 @@ class WebhookDispatcher:
 
         refused = await asyncio.to_thread(self._refused, delivery.url)  # may resolve a name: off the loop
         if refused is not None:
-            attempt = Attempt(timestamp(utcnow()), None, f"not sent: the URL {refused}", 0.0)
+            attempt = Attempt(timestamp(self._clock()), None, f"not sent: the URL {refused}", 0.0)
             delivery.attempts.append(attempt)
             return attempt, True, True
         payload = delivery.payload
+        # Real time, not the namespace's: a receiver checks the signature's freshness with its own clock.
         sent_at = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-Sandbox-Event": delivery.event_type,
+            "X-Sandbox-Namespace": self.namespace,
             "X-Sandbox-Delivery": delivery.id,
             "X-Sandbox-Timestamp": sent_at,
             "X-Sandbox-Signature": sign(delivery.secret, sent_at, payload),
         }
-        started, at = time.perf_counter(), timestamp(utcnow())
+        started, at = time.perf_counter(), timestamp(self._clock())
         status, error, reusable = None, None, True
         try:
             async with asyncio.timeout(self.policy.deadline):

@@ -42,17 +42,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baas_sandbox.defaults import DEFAULT_MAX_BODY_SIZE
 from baas_sandbox.domain.errors import DomainError
-from baas_sandbox.http import context, json_body, tracking
+from baas_sandbox.http import context, json_body, namespace, tracking
 from baas_sandbox.http.bodies import replaying
 from baas_sandbox.http.journal import Redaction, recorded
 from baas_sandbox.http.problems import Api, domain_error, sandbox_problem
 from baas_sandbox.ids import new_id
 from baas_sandbox.security import tenant_from_token
+from baas_sandbox.services.namespaces import InvalidNamespace, Namespaces, TooManyNamespaces
 from baas_sandbox.services.sandbox import Sandbox
 from baas_sandbox.spec import Operation, to_json_schema
 
 logger = logging.getLogger("baas_sandbox")
 
+NAMESPACE_HEADER = namespace.HEADER.encode()
 #: Headers whose presence means another part of the pipeline has a say: the lane steps aside.
 HANDED_OVER_HEADERS = frozenset({b"prefer", b"x-sandbox-scenario", b"origin"})
 PARAMETER_LOCATIONS = ("path", "query", "header")
@@ -161,10 +163,10 @@ class _HandOver(Exception):
 class ExpressLane:
     """ASGI middleware, outermost: answers what it can, hands the rest to ``app`` (the full pipeline)."""
 
-    def __init__(self, app: ASGIApp, sandbox: Sandbox, operations: list[ExpressOperation],
+    def __init__(self, app: ASGIApp, namespaces: Namespaces, operations: list[ExpressOperation],
                  cors_vary: bool, counts: ExpressCounts | None = None,
                  max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
-        self.app, self.sandbox, self.max_body_size = app, sandbox, max_body_size
+        self.app, self.namespaces, self.max_body_size = app, namespaces, max_body_size
         self.counts = counts if counts is not None else ExpressCounts()
         self._static: dict[tuple[str, str], ExpressOperation] = {}
         self._templated: dict[str, list[ExpressOperation]] = {}
@@ -190,14 +192,23 @@ class ExpressLane:
             await self.app(scope, receive, send)
             return
         routed = self._route(scope["method"], scope["path"])
-        if routed is None or self.sandbox.scenarios.may_apply:
+        if routed is None:
             await self.app(scope, receive, send)
             return
+        try:  # the namespace as the full pipeline finds it (http/namespace.py), which answers a refusal
+            headers = _headers(scope)
+            sandbox = self.namespaces.get(namespace.requested(scope, headers.get(NAMESPACE_HEADER)))
+        except (_HandOver, InvalidNamespace, TooManyNamespaces):
+            await self.app(scope, receive, send)
+            return
+        if sandbox.scenarios.may_apply:
+            await self.app(scope, receive, send)
+            return
+        sandbox.settle()
         operation, path_params = routed
         body: bytes | None = None  # read: to be replayed if handed over
-        sandbox_token = context._current.set(self.sandbox)  # the tokens, and what the handler uses
+        sandbox_token = context._current.set(sandbox)  # the tokens, and what the handler uses
         try:
-            headers = _headers(scope)
             # Authenticated before the body is read: without a valid token, the full pipeline answers
             # 401 and the body is never read.
             token_info = _token_info(headers) if operation.secured else None
@@ -211,14 +222,14 @@ class ExpressLane:
                 if headers.get(b"content-type", b"").strip() != b"application/json" or length is None:
                     raise _HandOver
                 body = await _read_body(receive)
-            await self._answer(operation, scope, headers, path_params, body or b"", token_info, send)
+            await self._answer(sandbox, operation, scope, headers, path_params, body or b"", token_info, send)
         except _HandOver:
             self.counts.handed_over += 1
             await self.app(scope, replaying(body, receive) if body is not None else receive, send)
         finally:
             context._current.reset(sandbox_token)
 
-    async def _answer(self, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
+    async def _answer(self, sandbox: Sandbox, operation: ExpressOperation, scope: Scope, headers: dict[bytes, bytes],
                       path_params: dict[str, str], raw_body: bytes, token_info: dict | None, send: Send) -> None:
         started, wall = time.perf_counter(), time.time()
         arguments = self._arguments(operation, scope, headers, path_params)
@@ -246,7 +257,7 @@ class ExpressLane:
             ]})
             await send({"type": "http.response.body", "body": payload})
         finally:  # recorded even when the client went away meanwhile, as the full pipeline does
-            self.sandbox.journal.add(recorded(
+            sandbox.journal.add(recorded(
                 scope, operation.operation_id, operation.redaction, status, started, wall, tracking_id,
                 None, raw_body, payload, parsed_body=None if parsed is _NO_BODY else parsed))
 

@@ -13,14 +13,18 @@ import itertools
 import threading
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http import json_body
-from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
+from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT, SANDBOX
 from baas_sandbox.spec import PLAIN, Contract, Operation
+
+if TYPE_CHECKING:  # the namespaces hold journals: this module is imported by theirs
+    from baas_sandbox.services.namespaces import Namespaces
 
 PRODUCT_PREFIXES = ("/banking-auth", "/baas")
 MASK = "****"
@@ -93,29 +97,47 @@ def _documented(node: Any, fields: dict) -> Any:
 NOTHING_KNOWN = Redaction()
 
 
-class Journal:
-    """The last ``size`` requests, their bodies together at most ``memory_limit`` bytes (each cut at
-    ``BODY_LIMIT``): whatever clients send, the journal's memory stays bounded."""
+class MemoryBudget:
+    """Bytes of kept bodies, for every journal of the process together: each namespace has its
+    journal, and a thousand of them must not hold a thousand times the limit."""
 
-    def __init__(self, size: int = 1000, memory_limit: int = MEMORY_LIMIT) -> None:
+    def __init__(self, limit: int = MEMORY_LIMIT) -> None:
+        self.limit = limit
+        self.used = 0
+
+
+class Journal:
+    """The last ``size`` requests, their bodies together at most ``budget.limit`` bytes (each cut at
+    ``BODY_LIMIT``), counted with every journal sharing ``budget``: whatever clients send, the
+    journals' memory stays bounded. Past the limit, the journal that adds drops its own oldest."""
+
+    def __init__(self, size: int = 1000, budget: MemoryBudget | None = None,
+                 time_shift: Callable[[], float] = lambda: 0.0) -> None:
         self._entries: deque[dict | _Unread] = deque()
-        self._size, self._memory_limit = size, memory_limit
-        self._bytes = 0  # the bodies' size, all entries together
+        #: Seconds from real time to the namespace's (its clock): an entry's time is the namespace's.
+        self._time_shift = time_shift
+        self._size = size
+        self.budget = budget or MemoryBudget()
+        self._bytes = 0  # the bodies' size, this journal's entries
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def add(self, entry: dict | _Unread) -> None:
+        budget = self.budget
         with self._lock:
             if isinstance(entry, _Unread):
                 entry.id = next(self._ids)
+                entry.wall += self._time_shift()
                 self._entries.append(entry)
                 self._bytes += entry.size
+                budget.used += entry.size
             else:
                 self._entries.append({"id": next(self._ids), **entry})
-            while self._entries and (len(self._entries) > self._size or self._bytes > self._memory_limit):
+            while self._entries and (len(self._entries) > self._size or budget.used > budget.limit):
                 dropped = self._entries.popleft()
                 if isinstance(dropped, _Unread):
                     self._bytes -= dropped.size
+                    budget.used -= dropped.size
 
     def entries(self, operation_id: str | None = None, status: int | None = None,
                 limit: int | None = None) -> list[dict]:
@@ -139,6 +161,7 @@ class Journal:
         with self._lock:
             count = len(self._entries)
             self._entries.clear()
+            self.budget.used -= self._bytes
             self._bytes = 0
             return count
 
@@ -187,10 +210,15 @@ class _Unread:
 
 
 class RecordRequests:
-    """Outer middleware: one journal entry per product request, whatever answered it."""
+    """Outer middleware: one journal entry per product request, whatever answered it, in the journal
+    of its namespace (bound inside, by ``http/namespace.py``; for an answer given before that, the
+    namespace it named if it exists)."""
 
-    def __init__(self, app: ASGIApp, journal: Journal, contract: Contract) -> None:
-        self.app, self.journal, self.contract = app, journal, contract
+    def __init__(self, app: ASGIApp, namespaces: Namespaces, contract: Contract) -> None:
+        from baas_sandbox.http import namespace
+
+        self.app, self.namespaces, self.contract = app, namespaces, contract
+        self._existing = namespace.existing
         self._redactions: dict[str, Redaction] = {}
 
     def _redaction(self, operation_id: str | None) -> Redaction:
@@ -239,11 +267,13 @@ class RecordRequests:
         finally:
             state = scope.get("state", {})
             operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
-            self.journal.add(recorded(
-                scope, operation_id, self._redaction(operation_id), status, started, wall,
-                state.get("tracking_id"), state.get(APPLIED),
-                request_body if sizes[0] <= BODY_LIMIT else None,
-                response_body if sizes[1] <= BODY_LIMIT else None))
+            sandbox = state.get(SANDBOX) or self._existing(scope, self.namespaces)
+            if sandbox is not None:
+                sandbox.journal.add(recorded(
+                    scope, operation_id, self._redaction(operation_id), status, started, wall,
+                    state.get("tracking_id"), state.get(APPLIED),
+                    request_body if sizes[0] <= BODY_LIMIT else None,
+                    response_body if sizes[1] <= BODY_LIMIT else None))
 
 
 def recorded(scope: Scope, operation_id: str | None, redaction: Redaction, status: int | None,

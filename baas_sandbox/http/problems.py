@@ -61,6 +61,7 @@ _SANDBOX_PROBLEMS = {
     413: ("SBX000413", "Content Too Large", "Request body too large", "Corpo da requisição grande demais"),
     415: ("SBX000415", "Unsupported Media Type", "Unsupported Media Type", "Tipo de mídia não suportado"),
     421: ("SBX000421", "Misdirected Request", "Misdirected Request", "Requisição mal direcionada"),
+    429: ("SBX000429", "Too Many Requests", "Namespace limit reached", "Limite de namespaces atingido"),
     503: ("SBX000503", "Service Unavailable", "Service unavailable", "Serviço indisponível"),
     500: ("SBX000500", "Internal Server Error", "Internal sandbox error", "Erro interno do sandbox"),
 }

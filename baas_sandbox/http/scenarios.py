@@ -17,10 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import faults
 from baas_sandbox.http.bodies import buffered
+from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.mentions import example_for_request
 from baas_sandbox.http.problems import Api, Violation, domain_error, sandbox_problem
 from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
-from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.model import RequestView, Rule
 from baas_sandbox.spec import Contract
 
@@ -28,15 +28,17 @@ HEADER = "x-sandbox-scenario"
 
 
 class ApplyScenarios:
-    def __init__(self, app: ASGIApp, library: ScenarioLibrary, contract: Contract) -> None:
-        self.app, self.library, self.contract = app, library, contract
+    """The namespace's scenarios (its switches and counts) decide; the library is the process's."""
+
+    def __init__(self, app: ASGIApp, contract: Contract) -> None:
+        self.app, self.contract = app, contract
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
         if scope["type"] != "http" or operation_id is None or Api.of(scope["path"]) is Api.ADMIN:
             await self.app(scope, receive, send)
             return
-        library = self.library
+        library = current_sandbox().scenarios
         only = Headers(scope=scope).get(HEADER)
         if only is not None and not library.known(only):
             reason = f"unknown scenario {only!r}"
@@ -56,7 +58,7 @@ class ApplyScenarios:
         rule = choice.rule
         scope.setdefault("state", {})[APPLIED] = {"scenario": choice.scenario.name, "rule": rule.name}
         if rule.latency is not None:
-            await asyncio.sleep(library.sample_latency(rule))
+            await asyncio.sleep(library.sample_latency(choice))
         if rule.fault is not None and rule.fault.kind in ("reset", "close"):
             await faults.drop(scope, rule.fault)
             return

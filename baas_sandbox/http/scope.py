@@ -4,3 +4,5 @@
 APPLIED = "baas_sandbox.scenario"
 #: scope["extensions"] key under which connexion's router leaves the operation it found.
 ROUTING_CONTEXT = "connexion_routing"
+#: scope["state"] key: the namespace's ``Sandbox`` the request works in (``http/namespace.py``).
+SANDBOX = "baas_sandbox.sandbox"

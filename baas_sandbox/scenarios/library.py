@@ -1,15 +1,17 @@
-"""The scenarios on disk, which are active, and how often each rule matched and applied."""
+"""The scenarios on disk (one library per process), and per namespace which are active and how
+often each rule matched and applied (``ScenarioSwitches``, part of a namespace's state)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.scenarios.loader import ScenarioError, load_scenario
-from baas_sandbox.scenarios.model import RequestView, Rule, Scenario
+from baas_sandbox.scenarios.model import RequestView, Rule, RuleCount, Scenario
 from baas_sandbox.spec import Contract
 
 logger = logging.getLogger("baas_sandbox.scenarios")
@@ -25,10 +27,24 @@ class UnknownScenario(LookupError):
 class Choice:
     scenario: Scenario
     rule: Rule
+    count: RuleCount
+
+
+@dataclass
+class ScenarioSwitches:
+    """One namespace's scenario state: the active scenarios, in order, and each rule's count.
+
+    Counts are keyed by the rule object: a scenario reloaded from its edited file has new rules,
+    whose counts start at zero, in every namespace."""
+
+    active: list[str] = field(default_factory=list)
+    counts: weakref.WeakKeyDictionary[Rule, RuleCount] = field(default_factory=weakref.WeakKeyDictionary)
 
 
 class ScenarioLibrary:
-    """Scenario files of one folder; safe to use from the event loop and from the file watcher."""
+    """Scenario files of one folder; safe to use from the event loop and from the file watcher.
+
+    What a namespace switched on and counted is its ``ScenarioSwitches``, given to each call."""
 
     def __init__(self, directory: Path, contract: Contract, product_operations: Iterable[str],
                  seed: int | None = None, active: Iterable[str] = ()) -> None:
@@ -42,7 +58,7 @@ class ScenarioLibrary:
         self._problems: dict[str, str] = {}  # scenario name -> why its latest edit was refused
         self.load(strict=True)
         self._initially_active = list(active)
-        self.activate(self._initially_active)
+        self.activate(ScenarioSwitches(), self._initially_active)  # unknown names stop start-up
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -83,7 +99,6 @@ class ScenarioLibrary:
                     logger.warning("scenario %s refused (%s): %s", path.stem, kept, exc)
                     report.append(f"{path.stem}: refused")
                     continue
-                scenario.seed(self.seed)
                 self._scenarios[scenario.name] = scenario
                 self._problems.pop(scenario.name, None)
                 logger.info("scenario %s loaded from %s", scenario.name, path)
@@ -100,45 +115,37 @@ class ScenarioLibrary:
 
     # -- switching --------------------------------------------------------------------------------
 
-    @property
-    def active(self) -> list[str]:
+    def new_switches(self) -> ScenarioSwitches:
+        """A new namespace's switches: the start-up selection (``--scenario``), every count at zero."""
         with self._lock:
-            return [name for name in self._active if name in self._scenarios]
+            return ScenarioSwitches(active=[name for name in self._initially_active if name in self._scenarios])
 
-    @property
-    def may_apply(self) -> bool:
-        """Whether any scenario is switched on: a cheap check, without the lock, for every request (a
-        name whose file was removed since still counts: the answer errs on the side of "yes")."""
-        return bool(self._active)
+    def active(self, switches: ScenarioSwitches) -> list[str]:
+        with self._lock:
+            return [name for name in switches.active if name in self._scenarios]
 
-    def activate(self, names: Iterable[str]) -> None:
+    def activate(self, switches: ScenarioSwitches, names: Iterable[str]) -> None:
         names = list(dict.fromkeys(names))
         with self._lock:
             unknown = [name for name in names if name not in self._scenarios]
             if unknown:
                 raise UnknownScenario(unknown, self._scenarios)
-            self._active = names
-
-    def reset(self) -> None:
-        """Back to the start-up selection, every count at zero."""
-        with self._lock:
-            for scenario in self._scenarios.values():
-                scenario.seed(self.seed)
-            self._active = [name for name in self._initially_active if name in self._scenarios]
+            switches.active = names
 
     def known(self, name: str) -> bool:
         return name in self._scenarios
 
     # -- deciding ---------------------------------------------------------------------------------
 
-    def choose(self, request: RequestView, only: str | None = None) -> Choice | None:
-        """The first rule, in order, that matches ``request`` and whose budget fires.
+    def choose(self, switches: ScenarioSwitches, request: RequestView, only: str | None = None) -> Choice | None:
+        """The first rule, in order, that matches ``request`` and whose budget fires (counted in
+        ``switches``, the namespace's).
 
         ``only``: the scenario named by the request's ``X-Sandbox-Scenario`` header, instead of the
         active ones.
         """
         with self._lock:
-            names = [only] if only is not None else self.active
+            names = [only] if only is not None else self.active(switches)
             for name in names:
                 scenario = self._scenarios.get(name)
                 if scenario is None:
@@ -146,20 +153,27 @@ class ScenarioLibrary:
                 for rule in scenario.rules:
                     if not rule.match.matches(request):
                         continue
-                    rule.matched += 1
-                    if rule.budget.fires(rule.matched, rule.rng):
-                        rule.applied += 1
-                        return Choice(scenario, rule)
+                    count = self._count(switches, scenario, rule)
+                    count.matched += 1
+                    if rule.budget.fires(count.matched, count.rng):
+                        count.applied += 1
+                        return Choice(scenario, rule, count)
         return None
 
-    def sample_latency(self, rule: Rule) -> float:
-        with self._lock:  # the rule's random source is shared by concurrent requests
-            assert rule.latency is not None
-            return rule.latency.sample_seconds(rule.rng)
+    def _count(self, switches: ScenarioSwitches, scenario: Scenario, rule: Rule) -> RuleCount:
+        count = switches.counts.get(rule)
+        if count is None:
+            count = switches.counts[rule] = RuleCount.start(self.seed, scenario.name, rule.name)
+        return count
 
-    def describe(self) -> dict:
+    def sample_latency(self, choice: Choice) -> float:
+        with self._lock:  # the rule's random source is shared by concurrent requests
+            assert choice.rule.latency is not None
+            return choice.rule.latency.sample_seconds(choice.count.rng)
+
+    def describe(self, switches: ScenarioSwitches) -> dict:
         with self._lock:
-            active = self.active
+            active = self.active(switches)
             return {
                 "active": active,
                 "scenarios": [
@@ -176,10 +190,11 @@ class ScenarioLibrary:
                                 "operations": sorted(rule.match.operations),
                                 "budget": rule.budget.describe(),
                                 "effects": rule.effects(),
-                                "matched": rule.matched,
-                                "applied": rule.applied,
+                                "matched": count.matched if count else 0,
+                                "applied": count.applied if count else 0,
                             }
                             for rule in scenario.rules
+                            for count in [switches.counts.get(rule)]
                         ],
                     }
                     for scenario in sorted(self._scenarios.values(), key=lambda s: s.name)
@@ -187,3 +202,35 @@ class ScenarioLibrary:
                 "refused": [{"name": name, "problem": problem} for name, problem in sorted(self._problems.items())
                             if name not in self._scenarios],
             }
+
+
+class NamespaceScenarios:
+    """The library as one namespace sees it: its switches, bound (what handlers and layers use)."""
+
+    def __init__(self, library: ScenarioLibrary, switches: ScenarioSwitches) -> None:
+        self.library, self.switches = library, switches
+
+    @property
+    def active(self) -> list[str]:
+        return self.library.active(self.switches)
+
+    @property
+    def may_apply(self) -> bool:
+        """Whether any scenario is switched on: a cheap check, without the lock, for every request (a
+        name whose file was removed since still counts: the answer errs on the side of "yes")."""
+        return bool(self.switches.active)
+
+    def activate(self, names: Iterable[str]) -> None:
+        self.library.activate(self.switches, names)
+
+    def known(self, name: str) -> bool:
+        return self.library.known(name)
+
+    def choose(self, request: RequestView, only: str | None = None) -> Choice | None:
+        return self.library.choose(self.switches, request, only)
+
+    def sample_latency(self, choice: Choice) -> float:
+        return self.library.sample_latency(choice)
+
+    def describe(self) -> dict:
+        return self.library.describe(self.switches)

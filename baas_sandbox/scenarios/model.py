@@ -144,9 +144,6 @@ class Rule:
     latency: Latency | None = None
     fault: Fault | None = None
     line: int | None = None
-    matched: int = 0
-    applied: int = 0
-    rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def effects(self) -> list[str]:
         named = []
@@ -167,8 +164,17 @@ class Scenario:
     rules: list[Rule]
     source: str  # the file it came from
 
-    def seed(self, seed: int | None) -> None:
-        """Give each rule its own random source: reproducible with a seed, independent of the others."""
-        for rule in self.rules:
-            rule.rng = random.Random(f"{seed}:{self.name}:{rule.name}") if seed is not None else random.Random()
-            rule.matched = rule.applied = 0
+
+@dataclass
+class RuleCount:
+    """How often a rule matched and applied in one namespace, and its random source there: each
+    namespace counts its own ``first: N`` budgets and draws its own probabilities."""
+
+    matched: int = 0
+    applied: int = 0
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    @classmethod
+    def start(cls, seed: int | None, scenario: str, rule: str) -> "RuleCount":
+        """Reproducible with a seed (the same draws in every namespace), independent of other rules."""
+        return cls(rng=random.Random(f"{seed}:{scenario}:{rule}") if seed is not None else random.Random())

@@ -36,14 +36,15 @@ EVENT_TYPES = {
 SUBSCRIBABLE = frozenset({"*", "key_inclusion", *EVENT_TYPES})
 
 
-def data_event(event: events.Event, now) -> dict | None:
-    """The envelope for a domain event, or None when the event is not a data event."""
+def data_event(event: events.Event, now, ids=new_id) -> dict | None:
+    """The envelope for a domain event, or None when the event is not a data event (``now``: the
+    namespace's time, ``ids``: its id source)."""
     translated = _translate(event)
     if translated is None:
         return None
     event_type, data = translated
     return {
-        "event_id": new_id(),
+        "event_id": ids(),
         "domain": EVENT_TYPES[event_type],
         "event_type": event_type,
         "schema_version": SCHEMA_VERSION,

@@ -20,8 +20,12 @@ from baas_sandbox.domain.model import (
     dict_decision,
     timestamp,
 )
-from baas_sandbox.ids import new_id
 from baas_sandbox.services.sandbox import Sandbox
+
+#: The due work of key requests (``services/due_work.py``): DICT's decision on a pending request,
+#: and the end of an email or phone request's validation window.
+DECIDE = "decide-key-request"
+END_VALIDATION_WINDOW = "end-validation-window"
 
 
 def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str,
@@ -35,7 +39,8 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
     ))
     if request.code is not None:
         sandbox.publish(_code_sent(request))
-        _schedule_expiry(sandbox, request.request_key, sandbox.settings.validation_window)
+        if request.validation_due is not None:
+            sandbox.schedule_at(request.validation_due, END_VALIDATION_WINDOW, request.request_key)
     else:
         _schedule_decision(sandbox, request.request_key)
     return request
@@ -77,7 +82,7 @@ def _add_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, kind: P
     now = sandbox.clock()
     at = timestamp(now)  # one string for the three equal times (memory per stored key)
     request = PixKeyRequest(
-        request_key=request_key or new_id(),
+        request_key=request_key or sandbox.ids(),
         account=account,
         requester_key=tenant.requester_key,
         key_type=kind,
@@ -173,7 +178,7 @@ def decide(sandbox: Sandbox, request_key: str) -> None:
             return None
         reason = dict_decision(request.account)
         if reason is None:
-            request.approve(request.key_value or new_id(), now)
+            request.approve(request.key_value or sandbox.ids(), now)
         else:
             request.reject(reason, now)
         return request
@@ -203,9 +208,6 @@ def expire_validation(sandbox: Sandbox, request_key: str) -> None:
         return
     if expired:
         sandbox.publish(_decided(request, Rejection.VALIDATION_WINDOW_EXPIRED))
-    elif request.status is RequestStatus.PENDING_VALIDATION and request.validation_due is not None:
-        # The timer ran a moment before the due time by the clock (two clocks): try again then.
-        _schedule_expiry(sandbox, request_key, (request.validation_due - now).total_seconds())
 
 
 def _decided(request: PixKeyRequest, rejection: Rejection | None) -> events.KeyRequestDecided:
@@ -225,11 +227,7 @@ def _decided(request: PixKeyRequest, rejection: Rejection | None) -> events.KeyR
 
 
 def _schedule_decision(sandbox: Sandbox, request_key: str) -> None:
-    sandbox.scheduler.later(sandbox.settings.activation_delay, lambda: decide(sandbox, request_key))
-
-
-def _schedule_expiry(sandbox: Sandbox, request_key: str, delay: float) -> None:
-    sandbox.scheduler.later(delay, lambda: expire_validation(sandbox, request_key))
+    sandbox.schedule(sandbox.settings.activation_delay, DECIDE, request_key)
 
 
 def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: dt.datetime,

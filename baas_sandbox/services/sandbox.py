@@ -1,7 +1,9 @@
-"""The running sandbox: settings, store, vault, clock, scheduler and what follows each event."""
+"""One namespace's sandbox: its state (the store), its clock and due work, and what follows each
+event in it; and the ``Settings`` of the process that serves every namespace."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Collection
@@ -14,19 +16,20 @@ from baas_sandbox.adapters.own_address import targets_own_port
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
 from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.adapters.webhooks import (
+    DeliveryGate,
     DeliveryPolicy,
     WebhookDispatcher,
     subscription_problem,
 )
-from baas_sandbox.clock import utcnow
+from baas_sandbox.clock import ClockSetting, utcnow
 from baas_sandbox.defaults import DEFAULT_FIXTURES, DEFAULT_MAX_BODY_SIZE, LOCAL_ORIGINS, LOOPBACK_HOSTS
 from baas_sandbox.domain import errors, events
+from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import timestamp
-from baas_sandbox.http.journal import Journal
+from baas_sandbox.http.journal import Journal, MemoryBudget
 from baas_sandbox.ids import new_id
-from baas_sandbox.scenarios.library import ScenarioLibrary
+from baas_sandbox.scenarios.library import NamespaceScenarios, ScenarioLibrary
 from baas_sandbox.services.data_events import SUBSCRIBABLE, data_event
-from baas_sandbox.services.scheduler import Scheduler
 
 logger = logging.getLogger("baas_sandbox")
 
@@ -83,6 +86,10 @@ class Settings:
     webhook_breaker_cooldown: float = 30.0
     webhook_max_in_flight: int = 64
     webhook_loop_share: float = 0.2
+    #: Namespaces (``X-Sandbox-Namespace``): how many may exist at once, and the seconds without a
+    #: request after which one is dropped (0: never; the default namespace never is).
+    max_namespaces: int = 1000
+    namespace_idle_ttl: float = 3600.0
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
@@ -93,36 +100,80 @@ class Settings:
         return self.fixtures_dir / "scenarios"
 
 
-class Sandbox:
-    """Everything a handler needs, built once per app."""
+@dataclass
+class Shared:
+    """What every namespace of a process shares: its settings, the fixtures (read and checked once),
+    the scenario files, the vault, the webhook gate, the ports it listens on, the real clock and the
+    id source. A namespace's own state is its ``Sandbox``'s."""
 
-    def __init__(self, settings: Settings, fixtures: Fixtures, scenarios: ScenarioLibrary,
-                 store: SandboxStore | None = None, vault: Vault | None = None,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
-        self.settings = settings
-        self.fixtures = fixtures
-        self.scenarios = scenarios
-        self.journal = Journal(settings.journal_size)
+    settings: Settings
+    fixtures: Fixtures
+    scenarios: ScenarioLibrary
+    vault: Vault = field(default_factory=Vault.from_environment)
+    real_clock: Callable[[], dt.datetime] = utcnow
+    ids: Callable[[], str] = new_id
+    #: The ports this sandbox listens on (``Settings.listen_port``, and what its requests tell).
+    own_ports: set[int] = field(default_factory=set)
+    journal_budget: MemoryBudget = field(default_factory=MemoryBudget)
+
+    def __post_init__(self) -> None:
+        if self.settings.listen_port:
+            self.own_ports.add(self.settings.listen_port)
+        settings = self.settings
+        self.delivery_policy = DeliveryPolicy(
+            settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout,
+            concurrency=settings.webhook_concurrency, queue_size=settings.webhook_queue_size,
+            breaker_failures=settings.webhook_breaker_failures, breaker_cooldown=settings.webhook_breaker_cooldown,
+            max_in_flight=settings.webhook_max_in_flight, loop_share=settings.webhook_loop_share)
+        self._gate: DeliveryGate | None = None
+
+    @property
+    def delivery_gate(self) -> DeliveryGate:
+        """The process's bound on webhook attempts in flight and their share of the loop (made on the
+        event loop, at the first delivery)."""
+        if self._gate is None:
+            self._gate = DeliveryGate(self.delivery_policy)
+        return self._gate
+
+
+#: Jobs run per ``run_due`` call at most: a job that keeps scheduling work due at once cannot
+#: hold the event loop (what is left runs at the next wake-up).
+MAX_JOBS_PER_RUN = 10_000
+
+
+class Sandbox:
+    """One namespace: an independent sandbox (accounts, keys, credentials, codes, webhooks, events,
+    journal, scenarios, clock), all of it in its store or its own objects, none shared with another
+    namespace. Built from the fixtures on a namespace's first request."""
+
+    def __init__(self, shared: Shared, name: str = "default", store: SandboxStore | None = None) -> None:
+        self.name = name
+        self.shared = shared
+        self.settings = shared.settings
+        self.fixtures = shared.fixtures
+        self.vault = shared.vault
+        self.own_ports = shared.own_ports
+        self.ids = shared.ids
+        self._real_clock = shared.real_clock
         self.store: SandboxStore = store or InMemoryStore()
-        self.vault = vault or Vault.from_environment()
-        self.clock = clock
-        self.scheduler = Scheduler()
+        self.journal = Journal(self.settings.journal_size, shared.journal_budget, self._time_shift)
+        self.scenarios = NamespaceScenarios(shared.scenarios, shared.scenarios.new_switches())
         self.live = Broadcaster()
-        #: The ports this sandbox listens on (``Settings.listen_port``, and what its requests tell).
-        self.own_ports: set[int] = {settings.listen_port} if settings.listen_port else set()
         self.webhooks = WebhookDispatcher(
-            DeliveryPolicy(settings.webhook_attempts, settings.webhook_backoff, timeout=settings.webhook_timeout,
-                           concurrency=settings.webhook_concurrency, queue_size=settings.webhook_queue_size,
-                           breaker_failures=settings.webhook_breaker_failures,
-                           breaker_cooldown=settings.webhook_breaker_cooldown,
-                           max_in_flight=settings.webhook_max_in_flight, loop_share=settings.webhook_loop_share),
-            seed=settings.seed,
+            shared.delivery_policy, seed=self.settings.seed,
             refused=lambda url: targets_own_port(url, self.own_ports),
-        )
+            gate=lambda: shared.delivery_gate, clock=self.clock, namespace=name, ids=self.ids)
+        now = self._real_clock()
+        self.created_at = now
+        self.last_used = now  # real time: what the idle time-out measures
+        self._alarm: asyncio.TimerHandle | None = None
+        #: While a due job runs, the moment it fell due: what it writes is dated then, not at the
+        #: end of a clock jump that made several jobs due at once.
+        self._running_at: dt.datetime | None = None
         # Made once: a reset keeps their ids and secrets, so a receiver set up from them keeps working.
         self._fixture_subscriptions = [
             self.webhooks.subscribe(entry["url"], entry["events"], entry.get("secret"))
-            for entry in fixtures.subscriptions
+            for entry in self.fixtures.subscriptions
         ]
         self._followers: dict[type, list[Callable[[events.Event], None]]] = {
             events.VerificationCodeSent: [self.record_outbox],
@@ -136,11 +187,19 @@ class Sandbox:
         return self.settings.subscription_problem(entry, self.own_ports)
 
     def reset(self) -> None:
-        self.scheduler.cancel_all()
+        """Back to the fixtures: state, clock (real time), due work, scenarios, webhooks, journal."""
+        self._disarm()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
         self._seed_key_requests()
-        self.scenarios.reset()
+        self.scenarios.switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
+        self.journal.clear()
+
+    def close(self) -> None:
+        """The namespace is dropped: no timer, no delivery, no journal bytes left behind."""
+        self._disarm()
+        self.webhooks.reset([])
+        self.journal.clear()
 
     def _seed_key_requests(self) -> None:
         # Imported here: the use cases import this module (they work on a Sandbox).
@@ -153,6 +212,97 @@ class Sandbox:
                 # same fixtures are refused the same way at start, so a reset never meets this
                 raise FixtureError(self.settings.fixtures_dir / "key_requests.yaml", None,
                                    f"key_requests[{index}]", str(refused)) from None
+
+    # -- time ---------------------------------------------------------------------------------------
+
+    def clock(self) -> dt.datetime:
+        """The namespace's now (its ``ClockSetting`` applied to real time)."""
+        if self._running_at is not None:
+            return self._running_at
+        return self.store.clock().now(self._real_clock())
+
+    def _time_shift(self) -> float:
+        return self.store.clock().offset_from(self._real_clock())
+
+    def clock_view(self) -> dict:
+        setting = self.store.clock()
+        real = self._real_clock()
+        return {"now": timestamp(setting.now(real)), "frozen": setting.frozen,
+                "offset_seconds": round(setting.offset_from(real), 6)}
+
+    def change_clock(self, change: Callable[[ClockSetting, dt.datetime], ClockSetting]) -> None:
+        """Move the namespace's clock, then run everything that fell due (before the caller answers)."""
+        real = self._real_clock()
+        self.store.set_clock(lambda setting: change(setting, real))
+        self.run_due()
+
+    def schedule(self, delay: float, kind: str, subject: str) -> None:
+        """Run job ``kind`` about ``subject`` ``delay`` seconds from the namespace's now."""
+        self.schedule_at(self.clock() + dt.timedelta(seconds=delay), kind, subject)
+
+    def schedule_at(self, due_at: dt.datetime, kind: str, subject: str) -> None:
+        """Run job ``kind`` about ``subject`` once the namespace's clock reaches ``due_at``."""
+        self.store.schedule(DueJob(due_at, kind, subject))
+        self._arm()
+
+    def settle(self) -> None:
+        """Run what is due, if anything (every request does this first: correctness never depends on
+        a timer having fired)."""
+        due = self.store.next_due()
+        if due is not None and due <= self.clock():
+            self.run_due()
+
+    def run_due(self) -> int:
+        """Run the jobs due by the namespace's clock, earliest first, each dated at its due time;
+        how many ran."""
+        from baas_sandbox.services.due_work import run_job  # the use cases import this module
+
+        ran = 0
+        while ran < MAX_JOBS_PER_RUN:
+            jobs = self.store.take_due(self.clock())
+            if not jobs:
+                break
+            for job in jobs:
+                self._running_at = job.due_at
+                try:
+                    run_job(self, job)
+                except Exception:  # a failing job must not take the server down; it is a bug to see
+                    logger.exception("due job %s failed in namespace %s", job, self.name)
+                finally:
+                    self._running_at = None
+                ran += 1
+        self._arm()
+        return ran
+
+    def _arm(self) -> None:
+        """Wake up when the earliest job falls due (a frozen clock makes nothing due by itself)."""
+        if self._running_at is not None:
+            return  # run_due arms once its jobs are done
+        due = self.store.next_due()
+        self._disarm()
+        if due is None or self.store.clock().frozen:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (start-up): the first request settles, the server's start arms
+            return
+        delay = max((due - self.clock()).total_seconds(), 0.0)
+        self._alarm = loop.call_later(delay, self.run_due)
+
+    def _disarm(self) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
+
+    def stop_timers(self) -> None:
+        """The server stops: its timer goes (the due work stays stored, for a state file)."""
+        self._disarm()
+
+    def wake(self) -> None:
+        """Arm the timer for the due work already stored (a state loaded before the loop ran)."""
+        self._arm()
+
+    # -- what follows each event --------------------------------------------------------------------
 
     def publish(self, *happened: events.Event) -> None:
         for event in happened:
@@ -168,10 +318,8 @@ class Sandbox:
     def subscribe(self, event_type: type, follower: Callable[[events.Event], None]) -> None:
         self._followers.setdefault(event_type, []).append(follower)
 
-    # -- what follows each event ------------------------------------------------------------------
-
     def _emit_data_event(self, event: events.Event) -> None:
-        envelope = data_event(event, self.clock())
+        envelope = data_event(event, self.clock(), self.ids)
         if envelope is not None:
             self.record("events", envelope)
             self.webhooks.publish(envelope["event_type"], envelope)
@@ -181,7 +329,7 @@ class Sandbox:
         ``VerificationCodeSent``, and the fixture key requests' codes)."""
         assert isinstance(event, events.VerificationCodeSent)
         self.record("outbox", {
-            "message_id": new_id(),
+            "message_id": self.ids(),
             "pix_key_request_key": event.pix_key_request_key,
             "channel": event.channel,
             "destination": event.destination,
@@ -204,5 +352,3 @@ class Sandbox:
         logger.info("credential %s for tenant=%s provider=%s type=%s",
                     "replaced" if event.replaced else "saved",
                     event.tenant, event.provider, event.integration_type)
-
-

@@ -1,0 +1,136 @@
+"""Namespaces: independent sandboxes in one server, made on first use, dropped when idle, capped.
+
+A CI job, a pytest-xdist worker or a developer picks a namespace with ``X-Sandbox-Namespace`` and
+sees nothing of the others. A new namespace is a ``Sandbox`` started from the fixtures, which were
+read and checked once at start-up (``Shared``): making one is a few dictionary inserts.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
+from baas_sandbox.services.sandbox import Sandbox, Shared
+
+DEFAULT = "default"
+#: 1 to 64 of letters, digits, ``_``, ``.``, ``-``: safe in a header, a URL path, a file and a Redis key.
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+NAME_RULE = "1 to 64 characters among A-Z a-z 0-9 _ . -"
+
+
+class InvalidNamespace(ValueError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        super().__init__(f"{shown!r} is not a valid namespace name ({NAME_RULE})")
+
+
+class TooManyNamespaces(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the sandbox holds its most namespaces ({limit}): drop one (DELETE /__admin/namespaces/{{name}}), "
+            "wait for idle ones to expire (--namespace-idle-ttl), or start it with a higher --max-namespaces")
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise InvalidNamespace(name)
+    return name
+
+
+class Namespaces:
+    """The namespaces of one server. ``max_namespaces``: how many may exist at once;
+    ``idle_ttl``: seconds without a request after which one is dropped (0: never); the default
+    namespace is never dropped for idleness (it is the sandbox of everyone who does not ask for one)."""
+
+    def __init__(self, shared: Shared, max_namespaces: int = 1000, idle_ttl: float = 3600.0,
+                 new_store: Callable[[str], SandboxStore] = lambda _name: InMemoryStore(),
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.shared = shared
+        self.max_namespaces, self.idle_ttl = max_namespaces, idle_ttl
+        self._new_store, self._monotonic = new_store, monotonic
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._last_used: dict[str, float] = {}  # monotonic seconds of each namespace's latest request
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Sandbox:
+        """The namespace ``name`` (checked by the caller with ``check_name``), made from the fixtures
+        if it does not exist; ``TooManyNamespaces`` when it would be one too many."""
+        sandbox = self._sandboxes.get(name)
+        if sandbox is None:
+            sandbox = self._create(name)
+        self._last_used[name] = self._monotonic()
+        return sandbox
+
+    def _create(self, name: str) -> Sandbox:
+        with self._lock:
+            sandbox = self._sandboxes.get(name)
+            if sandbox is not None:
+                return sandbox
+            if len(self._sandboxes) >= self.max_namespaces:
+                self._drop_idle_locked()
+                if len(self._sandboxes) >= self.max_namespaces:
+                    raise TooManyNamespaces(self.max_namespaces)
+            sandbox = Sandbox(self.shared, name, self._new_store(name))
+            self._sandboxes[name] = sandbox
+            self._last_used[name] = self._monotonic()
+            return sandbox
+
+    def existing(self, name: str) -> Sandbox | None:
+        return self._sandboxes.get(name)
+
+    def __iter__(self) -> Iterator[Sandbox]:
+        return iter(list(self._sandboxes.values()))
+
+    def __len__(self) -> int:
+        return len(self._sandboxes)
+
+    def idle_seconds(self, name: str) -> float:
+        return self._monotonic() - self._last_used.get(name, self._monotonic())
+
+    def drop(self, name: str) -> bool:
+        with self._lock:
+            return self._drop_locked(name)
+
+    def _drop_locked(self, name: str) -> bool:
+        sandbox = self._sandboxes.pop(name, None)
+        self._last_used.pop(name, None)
+        if sandbox is None:
+            return False
+        sandbox.close()
+        return True
+
+    def drop_idle(self) -> list[str]:
+        """Drop the namespaces idle past the time-out; their names."""
+        with self._lock:
+            return self._drop_idle_locked()
+
+    def _drop_idle_locked(self) -> list[str]:
+        if not self.idle_ttl:
+            return []
+        now = self._monotonic()
+        idle = [name for name, used in self._last_used.items()
+                if name != DEFAULT and now - used > self.idle_ttl]
+        for name in idle:
+            self._drop_locked(name)
+        return idle
+
+    def adopt(self, sandbox: Sandbox) -> None:
+        """Hold ``sandbox`` (made from a state file) under its name, replacing any namespace there."""
+        with self._lock:
+            self._drop_locked(sandbox.name)
+            self._sandboxes[sandbox.name] = sandbox
+            self._last_used[sandbox.name] = self._monotonic()
+
+    def new_sandbox(self, name: str) -> Sandbox:
+        """A namespace's sandbox, not yet held (to fill from a state before it is adopted)."""
+        return Sandbox(self.shared, name, self._new_store(name))
+
+    def close(self) -> None:
+        with self._lock:
+            for name in list(self._sandboxes):
+                self._drop_locked(name)
