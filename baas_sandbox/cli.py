@@ -171,6 +171,12 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
                        help="time a client has to send a request's headers before the connection is closed")
     serve.add_argument("--max-connections", type=positive(int), default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                        help="open connections served at once; past it 503 SBX000503")
+    serve.add_argument("--max-namespaces", type=positive(int), default=1000, metavar="N",
+                       help="namespaces (X-Sandbox-Namespace) held at once; a request for one more is "
+                            "answered 429 SBX000429")
+    serve.add_argument("--namespace-idle-ttl", type=non_negative(float), default=3600.0, metavar="SECONDS",
+                       help="a namespace without a request for this long is dropped, 0 for never "
+                            "(the default namespace never is)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                        help="what the server logs")
     fuzz_parser = fuzz.add_parser(commands, formatter_class=HelpFormatter)
@@ -241,6 +247,8 @@ def serve(args: argparse.Namespace) -> int:
         admin_token=admin_token,
         listen_port=sock.getsockname()[1],
         max_body_size=args.max_body_size,
+        max_namespaces=args.max_namespaces,
+        namespace_idle_ttl=args.namespace_idle_ttl,
     )
     try:
         app = create_app(settings)

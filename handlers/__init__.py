@@ -38,6 +38,12 @@ OPERATIONS: dict[str, str | Callable] = {
     "list-events": "baas_sandbox.handlers.streams:list_events",
     "stream-events": "baas_sandbox.handlers.streams:stream_events",
     "stream-outbox": "baas_sandbox.handlers.streams:stream_outbox",
+    "list-namespaces": "baas_sandbox.handlers.namespaces:list_namespaces",
+    "delete-namespace": "baas_sandbox.handlers.namespaces:delete_namespace",
+    "get-clock": "baas_sandbox.handlers.clock:get_clock",
+    "set-clock": "baas_sandbox.handlers.clock:set_clock",
+    "reset-clock": "baas_sandbox.handlers.clock:reset_clock",
+    "advance-clock": "baas_sandbox.handlers.clock:advance_clock",
     "get-front-door": "baas_sandbox.handlers.front_door:front_door",
     "get-admin-front-door": "baas_sandbox.handlers.front_door:front_door",
 }

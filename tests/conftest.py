@@ -15,11 +15,16 @@ FAST = {"activation_delay": 0.05, "validate_responses": True, "webhook_backoff":
 
 
 def assert_events_valid(sandbox) -> None:
-    """Every data event a test made validates against its JSON Schema in spec/events/."""
+    """Every data event a test made, in every namespace, validates against its JSON Schema in spec/events/."""
     import jsonschema
 
     from baas_sandbox.services.data_events import event_schema
 
+    namespaces = getattr(sandbox, "namespaces", None)
+    if namespaces is not None:  # the app: each of its namespaces
+        for each in namespaces:
+            assert_events_valid(each)
+        return
     for event in sandbox.store.records("events"):
         schema = event_schema(event["event_type"])
         errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(event)]
@@ -33,7 +38,7 @@ def running(**settings) -> Iterator:
     with app.test_client() as client:
         client.sandbox = app.sandbox
         yield client
-    assert_events_valid(app.sandbox)
+    assert_events_valid(app)
 
 
 @pytest.fixture
@@ -80,7 +85,7 @@ def live_server(port: int | None = None, **settings) -> Iterator[tuple[str, obje
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-    assert_events_valid(app.sandbox)
+    assert_events_valid(app)
 
 
 @pytest.fixture

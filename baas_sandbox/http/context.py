@@ -9,11 +9,23 @@ layers outside the binding (the journal).
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from baas_sandbox.services.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from baas_sandbox.services.namespaces import Namespaces
 
 _current: ContextVar[Sandbox] = ContextVar("baas_sandbox")
 
 
 def current_sandbox() -> Sandbox:
     return _current.get()
+
+
+_namespaces: ContextVar["Namespaces"] = ContextVar("baas_sandbox_namespaces")
+
+
+def current_namespaces() -> "Namespaces":
+    """Every namespace of the app serving the request (the admin API's namespace operations)."""
+    return _namespaces.get()

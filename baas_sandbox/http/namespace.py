@@ -74,9 +74,11 @@ class BindNamespace:
         bind(scope, sandbox)
         sandbox.settle()
         token = context._current.set(sandbox)
+        namespaces_token = context._namespaces.set(self.namespaces)
         try:
             await self.app(scope, receive, send)
         finally:
+            context._namespaces.reset(namespaces_token)
             context._current.reset(token)
 
 

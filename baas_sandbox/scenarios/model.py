@@ -135,7 +135,7 @@ class Fault:
     chunks: int = 10  # drip: in how many pieces
 
 
-@dataclass
+@dataclass(eq=False)  # a rule is itself (hashed by identity): each namespace counts it by the object
 class Rule:
     name: str
     match: Match

@@ -230,11 +230,12 @@ class Sandbox:
         return {"now": timestamp(setting.now(real)), "frozen": setting.frozen,
                 "offset_seconds": round(setting.offset_from(real), 6)}
 
-    def change_clock(self, change: Callable[[ClockSetting, dt.datetime], ClockSetting]) -> None:
-        """Move the namespace's clock, then run everything that fell due (before the caller answers)."""
+    def change_clock(self, change: Callable[[ClockSetting, dt.datetime], ClockSetting]) -> int:
+        """Move the namespace's clock, then run everything that fell due (before the caller answers);
+        how many jobs ran."""
         real = self._real_clock()
         self.store.set_clock(lambda setting: change(setting, real))
-        self.run_due()
+        return self.run_due()
 
     def schedule(self, delay: float, kind: str, subject: str) -> None:
         """Run job ``kind`` about ``subject`` ``delay`` seconds from the namespace's now."""
