@@ -187,13 +187,13 @@ class Sandbox:
         return self.settings.subscription_problem(entry, self.own_ports)
 
     def reset(self) -> None:
-        """Back to the fixtures: state, clock (real time), due work, scenarios, webhooks, journal."""
+        """Back to the fixtures: state, clock (real time), due work, scenarios, webhooks. The journal
+        is kept (``DELETE /__admin/requests`` clears it): it shows what led to the reset."""
         self._disarm()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
         self._seed_key_requests()
         self.scenarios.switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
-        self.journal.clear()
 
     def close(self) -> None:
         """The namespace is dropped: no timer, no delivery, no journal bytes left behind."""
