@@ -229,3 +229,12 @@ def test_each_due_job_is_taken_by_one_taker(store):
     taken = race(16, lambda _i: [job for _ in range(40) for job in store.take_due(T0 + dt.timedelta(days=1))])
     flat = [job for batch in taken for job in batch]
     assert sorted(flat) == sorted(jobs)  # each once: none lost, none twice
+
+
+def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtures):
+    """A reset reloads the state; the journal shows what led to it, and the switches are the caller's."""
+    store.journal.add({"operation_id": "list-pix-keys", "status": 200})
+    store.scenario_switches.active = ["provider-outage"]
+    store.load(fixtures.tenants, fixtures.accounts)
+    assert [e["operation_id"] for e in store.journal.entries()] == ["list-pix-keys"]
+    assert store.scenario_switches.active == ["provider-outage"]

@@ -21,6 +21,8 @@ from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import Account, Credential, PixKeyRequest, Tenant
+from baas_sandbox.http.journal import Journal, MemoryBudget
+from baas_sandbox.scenarios.library import ScenarioSwitches
 
 T = TypeVar("T")
 
@@ -34,6 +36,11 @@ class AccountAlreadyExists(Exception):
 
 class SandboxStore(Protocol):
     """One namespace's state. Every method is one atomic step."""
+
+    #: The request journal: the latest requests, bounded; a reset keeps it.
+    journal: Journal
+    #: The active scenarios and each rule's count (a reset starts them again).
+    scenario_switches: ScenarioSwitches
 
     def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         """Drop everything and start again from these tenants and accounts."""
@@ -94,10 +101,13 @@ class SandboxStore(Protocol):
 
 
 class InMemoryStore:
-    """``SandboxStore`` in this process's memory, one lock around each operation."""
+    """``SandboxStore`` in this process's memory, one lock around each operation. ``journal_budget``:
+    the bytes of request bodies the journals of every namespace may hold together."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal_size: int = 1000, journal_budget: MemoryBudget | None = None) -> None:
         self._lock = threading.RLock()
+        self.journal = Journal(journal_size, journal_budget)
+        self.scenario_switches = ScenarioSwitches()
         self._clear()
 
     def _clear(self) -> None:

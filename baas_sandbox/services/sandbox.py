@@ -155,9 +155,8 @@ class Sandbox:
         self.own_ports = shared.own_ports
         self.ids = shared.ids
         self._real_clock = shared.real_clock
-        self.store: SandboxStore = store or InMemoryStore()
-        self.journal = Journal(self.settings.journal_size, shared.journal_budget, self._time_shift)
-        self.scenarios = NamespaceScenarios(shared.scenarios, shared.scenarios.new_switches())
+        self.store: SandboxStore = store or InMemoryStore(self.settings.journal_size, shared.journal_budget)
+        self.scenarios = NamespaceScenarios(shared.scenarios, self.store)
         self.live = Broadcaster()
         self.webhooks = WebhookDispatcher(
             shared.delivery_policy, seed=self.settings.seed,
@@ -192,7 +191,7 @@ class Sandbox:
         self._disarm()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
         self._seed_key_requests()
-        self.scenarios.switches = self.shared.scenarios.new_switches()
+        self.store.scenario_switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
 
     def close(self) -> None:
@@ -221,8 +220,14 @@ class Sandbox:
             return self._running_at
         return self.store.clock().now(self._real_clock())
 
-    def _time_shift(self) -> float:
-        return self.store.clock().offset_from(self._real_clock())
+    @property
+    def journal(self) -> Journal:
+        return self.store.journal
+
+    def record_request(self, entry) -> None:
+        """Keep a request in the journal, dated by the namespace's clock (``entry``: its real time)."""
+        entry.wall += self.store.clock().offset_from(self._real_clock())
+        self.store.journal.add(entry)
 
     def clock_view(self) -> dict:
         setting = self.store.clock()
