@@ -116,6 +116,7 @@ class SandboxApp:
         self._entry: Any = self._full_pipeline
         self.requests_seen = 0  # HTTP requests and WebSocket connections so far
         self._saved: tuple | None = None  # the fingerprint of the state last saved to --state-file
+        self._write_lock = threading.Lock()
         self._port_learned = False
         if settings.express_lane:
             operations = express.compile_operations(
@@ -233,34 +234,41 @@ class SandboxApp:
         stop.set()
         for sandbox in self.namespaces:
             sandbox.stop_timers()
+        if self.settings.state_file is not None:
+            self.save_state()  # first: whatever happens to the tasks below, the state is saved
+        for sandbox in self.namespaces:
             await sandbox.webhooks.aclose()
         for task in tasks:
             await asyncio.wait_for(task, timeout=5)
-        if self.settings.state_file is not None:
-            self.save_state()
         await send({"type": "lifespan.shutdown.complete"})
 
     # -- the state file ------------------------------------------------------------------------------
 
     def save_state(self) -> bool:
         """Write every namespace to ``--state-file`` now (at shutdown); False, logged, when it cannot."""
-        from baas_sandbox.adapters import state_file
         from baas_sandbox.services import snapshots
 
         path = self.settings.state_file
         assert path is not None
         try:
-            state_file.write(path, snapshots.export_all(self.namespaces))
+            self._write_state(path, snapshots.export_all(self.namespaces))
         except OSError as exc:
             logger.error("the state could not be saved to %s: %s", path, exc)
             return False
         self._saved = snapshots.fingerprint(self.namespaces)
         return True
 
+    def _write_state(self, path, document: dict) -> None:
+        """One write at a time, in the order they were asked for: a periodic save still writing in its
+        thread finishes before the shutdown's save, which is newer, replaces it."""
+        from baas_sandbox.adapters import state_file
+
+        with self._write_lock:
+            state_file.write(path, document)
+
     async def _save_periodically(self, stop: asyncio.Event) -> None:
         """Every ``--state-save-interval`` seconds, when something changed (or nothing was saved yet):
         the snapshot taken on the loop (consistent), the file written in a thread."""
-        from baas_sandbox.adapters import state_file
         from baas_sandbox.services import snapshots
 
         path = self.settings.state_file
@@ -277,7 +285,7 @@ class SandboxApp:
                 continue
             document = snapshots.export_all(self.namespaces)
             try:
-                await asyncio.to_thread(state_file.write, path, document)
+                await asyncio.to_thread(self._write_state, path, document)
             except OSError as exc:
                 logger.error("the state could not be saved to %s: %s", path, exc)
                 continue
@@ -315,6 +323,13 @@ def load_state_file(namespaces: Namespaces, path) -> list[str]:
     from baas_sandbox.adapters.state_file import StateFileError, read
     from baas_sandbox.services.snapshots import InvalidState, load_all
 
+    import os
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise StateFileError(f"{path}: its folder {folder} does not exist (the file is saved there)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StateFileError(f"{path}: its folder {folder} is not writable (the file is saved there)")
     document = read(path)
     if document is None:
         return []

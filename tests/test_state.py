@@ -389,6 +389,14 @@ def test_a_corrupt_state_file_stops_the_start_and_is_left_as_it_is(tmp_path, con
     assert path.read_bytes() == content
 
 
+def test_a_state_file_in_a_folder_that_does_not_exist_stops_the_start(tmp_path):
+    path = tmp_path / "nowhere" / "state.json"
+    result = subprocess.run([*COMMAND, "serve", "--port", "0", "--log-level", "warning", "--state-file", str(path)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_the_state_is_saved_while_it_runs(tmp_path):
     path = tmp_path / "sub" / "state.json"
     path.parent.mkdir()

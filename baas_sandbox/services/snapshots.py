@@ -435,7 +435,7 @@ def _subscriptions(sandbox: Sandbox, entries: list[dict]) -> list[Subscription]:
 
 def file_problems(document: Any, max_namespaces: int) -> list[Problem]:
     """The state file's own shape (``{format, namespaces: {name: NamespaceState}}``)."""
-    from baas_sandbox.services.namespaces import NAME, NAME_RULE
+    from baas_sandbox.services.namespaces import DEFAULT, NAME, NAME_RULE
 
     if not isinstance(document, dict):
         return [Problem("", "a state file is a JSON object {format, namespaces}")]
@@ -452,9 +452,10 @@ def file_problems(document: Any, max_namespaces: int) -> list[Problem]:
     for name in namespaces:
         if not NAME.fullmatch(name):
             found.append(Problem(pointer("namespaces", name), f"is not a valid namespace name ({NAME_RULE})"))
-    if len(namespaces) > max_namespaces:
-        found.append(Problem("/namespaces", f"holds {len(namespaces)} namespaces, more than --max-namespaces "
-                                            f"({max_namespaces})"))
+    held = len(set(namespaces) | {DEFAULT})  # the default namespace is always held
+    if held > max_namespaces:
+        found.append(Problem("/namespaces", f"makes {held} namespaces (the default one counted), more than "
+                                            f"--max-namespaces ({max_namespaces})"))
     return found
 
 
