@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -307,8 +308,9 @@ async def _drop_idle_namespaces(namespaces: Namespaces, stop: asyncio.Event) -> 
 
 
 def create_app(settings: Settings | None = None) -> SandboxApp:
-    """A ready ASGI app; raises ``SpecError``, ``FixtureError``, ``ScenarioError`` or ``UnknownScenario``
-    with the reason it cannot start."""
+    """A ready ASGI app (every namespace of ``--state-file`` loaded); raises ``SpecError``,
+    ``FixtureError``, ``ScenarioError``, ``UnknownScenario`` or ``StateFileError`` with the reason it
+    cannot start."""
     settings = settings or Settings()
     specs = Specs.load()
     namespaces = build_namespaces(settings, specs)
@@ -322,8 +324,6 @@ def load_state_file(namespaces: Namespaces, path) -> list[str]:
     line, when it cannot be read or holds a state the sandbox refuses (the file is left as it is)."""
     from baas_sandbox.adapters.state_file import StateFileError, read
     from baas_sandbox.services.snapshots import InvalidState, load_all
-
-    import os
 
     folder = path.parent
     if not folder.is_dir():

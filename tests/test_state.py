@@ -185,6 +185,12 @@ def test_a_subscriptions_secret_is_kept_in_place_given_on_put_or_new(client):
     assert secrets_of("hooks") == [WEBHOOK_SECRET]
     assert put_state(client, "hooks-new", snapshot).status_code == 200  # elsewhere: a new secret
     assert secrets_of("hooks-new") != [WEBHOOK_SECRET] and secrets_of("hooks-new")[0].startswith("whsec_")
+    # the same URL and events there (a webhooks.yaml subscription, say): its secret stays
+    assert client.post("/__admin/webhooks/subscriptions", headers=ns("hooks-there"),
+                       json={"url": "http://127.0.0.1:9/hook", "events": ["key_inclusion"],
+                             "secret": "whsec_configured_there"}).status_code == 201
+    assert put_state(client, "hooks-there", snapshot).status_code == 200
+    assert secrets_of("hooks-there") == ["whsec_configured_there"]
     given = copy.deepcopy(snapshot)
     given["webhook_subscriptions"][0]["secret"] = "whsec_given"
     assert put_state(client, "hooks-given", given).status_code == 200

@@ -416,15 +416,22 @@ def _apply(sandbox: Sandbox, document: dict) -> None:
 
 
 def _subscriptions(sandbox: Sandbox, entries: list[dict]) -> list[Subscription]:
-    """A subscription's secret: the one given in the document (a PUT may carry it), else the secret of
+    """A subscription's secret: the one given in the document (a PUT may carry it); else the secret of
     the namespace's subscription with the same id and URL (a snapshot put back where it was taken),
-    else a new one (GET /__admin/webhooks/subscriptions shows it)."""
-    current = {s.id: s for s in sandbox.webhooks.subscriptions()}
+    or with the same URL and events (a fixture subscription of ``webhooks.yaml``, whose secret is
+    configuration: a restart with ``--state-file`` keeps it); else a new one (``GET
+    /__admin/webhooks/subscriptions`` shows it)."""
+    current = sandbox.webhooks.subscriptions()
+    by_id = {s.id: s for s in current}
+    by_target = {(s.url, tuple(s.events)): s for s in reversed(current)}  # the first of equals wins
     made = []
     for entry in entries:
-        same = current.get(entry["id"])
-        secret = entry.get("secret") or (same.secret if same is not None and same.url == entry["url"] else None)
-        made.append(Subscription(id=entry["id"], url=entry["url"], events=list(dict.fromkeys(entry["events"])),
+        events = list(dict.fromkeys(entry["events"]))
+        same = by_id.get(entry["id"])
+        if same is None or same.url != entry["url"]:
+            same = by_target.get((entry["url"], tuple(events)))
+        secret = entry.get("secret") or (same.secret if same is not None else None)
+        made.append(Subscription(id=entry["id"], url=entry["url"], events=events,
                                  secret=secret or "whsec_" + secrets.token_urlsafe(24),
                                  created_at=entry["created_at"]))
     return made
