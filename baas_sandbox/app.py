@@ -27,6 +27,7 @@ from baas_sandbox.http import express
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
+from baas_sandbox.services.dict_entries import build_dict_entry
 from baas_sandbox.services.namespaces import DEFAULT, Namespaces
 from baas_sandbox.services.sandbox import Sandbox, Settings, Shared
 from baas_sandbox.spec import (
@@ -68,6 +69,10 @@ class Specs:
     def account_schema(self) -> dict:
         return to_json_schema(self.admin["components"]["schemas"]["AccountRequest"])
 
+    @property
+    def dict_entry_schema(self) -> dict:
+        return to_json_schema(self.admin["components"]["schemas"]["DictEntryRequest"])
+
 
 def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
     """The namespaces of ``settings``' fixtures and scenarios, the default one made (its fixture key
@@ -78,7 +83,7 @@ def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
     problems: list[FileProblem] = []
     try:
         fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
-                                 settings.subscription_problem)
+                                 settings.subscription_problem, specs.dict_entry_schema, build_dict_entry)
     except FileProblem as exc:
         problems.append(exc)
     try:

@@ -90,6 +90,9 @@ class Settings:
     #: request after which one is dropped (0: never; the default namespace never is).
     max_namespaces: int = 1000
     namespace_idle_ttl: float = 3600.0
+    #: Every verification code this value (6 digits; the provider's sandbox uses 329329), for tests
+    #: that type it; None: a new random code each time.
+    fixed_verification_code: str | None = None
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
@@ -190,6 +193,8 @@ class Sandbox:
         """Back to the fixtures: state, clock (real time), due work, scenarios, webhooks, journal."""
         self._disarm()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        for entry in self.fixtures.dict_entries:  # checked at load: none clashes with another key
+            self.store.add_dict_entry(entry)
         self._seed_key_requests()
         self.scenarios.switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
