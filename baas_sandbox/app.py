@@ -28,6 +28,7 @@ from baas_sandbox.http import express
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
+from baas_sandbox.services.dict_entries import build_dict_entry
 from baas_sandbox.services.namespaces import DEFAULT, Namespaces
 from baas_sandbox.services.sandbox import Sandbox, Settings, Shared
 from baas_sandbox.spec import (
@@ -73,6 +74,9 @@ class Specs:
     def state_schema(self) -> dict:
         """A namespace's snapshot (``GET|PUT /__admin/state``, the state file's namespaces)."""
         return to_json_schema(self.admin["components"]["schemas"]["NamespaceState"])
+    @property
+    def dict_entry_schema(self) -> dict:
+        return to_json_schema(self.admin["components"]["schemas"]["DictEntryRequest"])
 
 
 def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
@@ -84,7 +88,7 @@ def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
     problems: list[FileProblem] = []
     try:
         fixtures = load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
-                                 settings.subscription_problem)
+                                 settings.subscription_problem, specs.dict_entry_schema, build_dict_entry)
     except FileProblem as exc:
         problems.append(exc)
     try:

@@ -101,6 +101,13 @@ def fraction(value: str) -> float:
     return number
 
 
+def verification_code(value: str) -> str:
+    """``--fixed-verification-code``: six digits, as every verification code is."""
+    if not (len(value) == 6 and value.isascii() and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"must be 6 digits (e.g. 329329), not {value!r}")
+    return value
+
+
 def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The command's parser, and each subcommand's (to show its own usage on an unknown option)."""
     root = argparse.ArgumentParser(prog="baas-sandbox", description=DESCRIPTION, epilog=ENVIRONMENT,
@@ -124,6 +131,9 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     serve.add_argument("--validation-window", type=non_negative(float), default=3600.0, metavar="SECONDS",
                        help="how long an email or phone key request waits for its code before it is "
                             "rejected and its key freed")
+    serve.add_argument("--fixed-verification-code", type=verification_code, default=None, metavar="CODE",
+                       help="every verification code this value, 6 digits (the provider's sandbox uses "
+                            "329329), for tests that type it (default: a new random code each time)%(default).0s")
     serve.add_argument("--cors-origin-regex", default=LOCAL_ORIGINS, metavar="REGEX",
                        help="browser origins allowed by CORS (default: any port of this machine)%(default).0s")
     serve.add_argument("--scenario", action="append", default=[], metavar="NAME",
@@ -234,6 +244,7 @@ def serve(args: argparse.Namespace) -> int:
         activation_delay=args.activation_delay,
         code_ttl=args.code_ttl,
         validation_window=args.validation_window,
+        fixed_verification_code=args.fixed_verification_code,
         validate_responses=args.validate_responses,
         cors_origin_regex=args.cors_origin_regex,
         scenarios=args.scenario,

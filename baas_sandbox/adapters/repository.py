@@ -21,7 +21,8 @@ from baas_sandbox.adapters import state_codec as codec
 from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.due_work import DueJob
-from baas_sandbox.domain.model import Account, Credential, PixKeyRequest, Tenant
+from baas_sandbox.domain.antiscan import TokenBucket
+from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
 from baas_sandbox.http.journal import Journal, MemoryBudget
 from baas_sandbox.scenarios.library import ScenarioSwitches
 
@@ -33,6 +34,10 @@ LOG_SIZE = 10_000
 
 class AccountAlreadyExists(Exception):
     """An account with this ``account_key`` is stored already."""
+
+
+class KeyAlreadyInDict(Exception):
+    """The key of a DICT entry is held already (by another entry, or by a sandbox key)."""
 
 
 class SandboxStore(Protocol):
@@ -64,9 +69,31 @@ class SandboxStore(Protocol):
     def add_key_request(self, request: PixKeyRequest) -> None:
         """Store a new key request if its key is free and its account below its limit.
 
-        Raises ``KeyAlreadyExists`` (the key is active), ``KeyCreationNotFinished`` (another
-        request for the key is unfinished) or ``KeyLimitReached``, checked and inserted atomically.
+        Raises ``KeyAlreadyExists`` (the key is active, or held at another institution: a DICT
+        entry), ``KeyCreationNotFinished`` (another request for the key is unfinished) or
+        ``KeyLimitReached``, checked and inserted atomically.
         """
+
+    def key_holder(self, key_value: str) -> PixKeyRequest | None:
+        """A copy of the request that holds this key value (being created or active), if any."""
+
+    def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
+        """Apply ``change`` atomically to the request that holds this key value (``KeyNotFound``
+        when none does); a change that frees the key (a deletion) frees it in the same step, so a
+        concurrent ``add_key_request`` sees the key either held or free."""
+
+    def add_dict_entry(self, entry: DictEntry) -> None:
+        """Register a key held at another institution; ``KeyAlreadyInDict`` when it is held."""
+
+    def dict_entry(self, key_value: str) -> DictEntry | None: ...
+    def dict_entries(self) -> list[DictEntry]: ...
+
+    def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
+                     spend: Callable[[TokenBucket], TokenBucket]) -> TokenBucket:
+        """Apply ``spend`` to the account's anti-scan bucket (``new()`` when it has none yet)
+        atomically; if it raises, the bucket is left as it was."""
+
+    def buckets(self) -> list[TokenBucket]: ...
 
     def key_request(self, request_key: str) -> PixKeyRequest | None:
         """A copy of the request: changes go through ``change_key_request``."""
@@ -134,6 +161,10 @@ class InMemoryStore:
         self._requests_by_account: dict[str, list[str]] = {}
         # key value -> request key, for every request that claims its key (not rejected)
         self._claimed_keys: dict[str, str] = {}
+        # keys DICT holds for other institutions, by value
+        self._dict_entries: dict[str, DictEntry] = {}
+        # anti-scan buckets of key lookups, by paying account
+        self._buckets: dict[str, TokenBucket] = {}
         self._logs: dict[str, deque[dict]] = {}
         self._clock = REAL_TIME
         self._due: list[tuple[dt.datetime, int, DueJob]] = []  # a heap, earliest first
@@ -194,6 +225,8 @@ class InMemoryStore:
         account = request.account
         with self._lock:
             if request.key_value is not None:
+                if request.key_value in self._dict_entries:
+                    raise errors.KeyAlreadyExists(pix_key=request.key_value)
                 holder_key = self._claimed_keys.get(request.key_value)
                 if holder_key is not None:
                     holder = self._requests[holder_key]
@@ -229,6 +262,42 @@ class InMemoryStore:
             self._changed()
             self._reindex(stored, working)
             return result
+
+    def key_holder(self, key_value: str) -> PixKeyRequest | None:
+        with self._lock:
+            holder_key = self._claimed_keys.get(key_value)
+            return copy.deepcopy(self._requests[holder_key]) if holder_key is not None else None
+
+    def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
+        with self._lock:
+            holder_key = self._claimed_keys.get(key_value)
+            if holder_key is None:
+                raise errors.KeyNotFound(pix_key=key_value)
+            return self.change_key_request(holder_key, change)
+
+    def add_dict_entry(self, entry: DictEntry) -> None:
+        with self._lock:
+            if entry.pix_key in self._dict_entries or entry.pix_key in self._claimed_keys:
+                raise KeyAlreadyInDict(entry.pix_key)
+            self._dict_entries[entry.pix_key] = entry
+
+    def dict_entry(self, key_value: str) -> DictEntry | None:
+        return self._dict_entries.get(key_value)
+
+    def dict_entries(self) -> list[DictEntry]:
+        with self._lock:
+            return list(self._dict_entries.values())
+
+    def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
+                     spend: Callable[[TokenBucket], TokenBucket]) -> TokenBucket:
+        with self._lock:
+            bucket = self._buckets.get(account_key) or new()
+            self._buckets[account_key] = bucket = spend(bucket)  # frozen: a raise changes nothing
+            return bucket
+
+    def buckets(self) -> list[TokenBucket]:
+        with self._lock:
+            return list(self._buckets.values())
 
     def _reindex(self, before: PixKeyRequest, after: PixKeyRequest) -> None:
         if before.claims_key and before.key_value is not None and not after.claims_key:

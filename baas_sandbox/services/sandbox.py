@@ -94,6 +94,9 @@ class Settings:
     #: ``state_save_interval`` seconds when something changed); None: no state is kept.
     state_file: Path | None = None
     state_save_interval: float = 5.0
+    #: Every verification code this value (6 digits; the provider's sandbox uses 329329), for tests
+    #: that type it; None: a new random code each time.
+    fixed_verification_code: str | None = None
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
@@ -196,6 +199,8 @@ class Sandbox:
         is kept (``DELETE /__admin/requests`` clears it): it shows what led to the reset."""
         self._disarm()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        for entry in self.fixtures.dict_entries:  # checked at load: none clashes with another key
+            self.store.add_dict_entry(entry)
         self._seed_key_requests()
         self.store.scenario_switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
