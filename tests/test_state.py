@@ -240,7 +240,8 @@ def test_the_per_account_limit_and_statuses_that_do_not_fit_are_refused(client):
             "account_key": NATURAL_ACCOUNT, "pix_key_type": "random_key", "request_status": "approved"}
     snapshot["key_requests"] = [base | {"pix_key_request_key": f"cccccccc-0000-4000-8000-{i:012d}",
                                         "pix_key": f"dddddddd-0000-4000-8000-{i:012d}"} for i in range(6)]
-    snapshot["key_requests"][1]["pix_key_status"] = "inactive"
+    snapshot["key_requests"][1]["request_status"] = "pending"  # a pending request's key is not active yet
+    snapshot["key_requests"][1]["pix_key"] = None
     snapshot["key_requests"][2]["request_status"] = "pending_validation"
     snapshot["key_requests"][2]["pix_key_status"] = "pending_confirmation"
     snapshot["outbox"] = []
@@ -426,3 +427,56 @@ def test_the_state_is_saved_while_it_runs(tmp_path):
         assert not [name for name in os.listdir(path.parent) if name.endswith(".tmp")]
     finally:
         shut_down(process)
+
+
+def test_a_snapshot_carries_deleted_keys_dict_entries_and_buckets(client):
+    """What the key lifecycle added to a namespace: a deleted key, a key held at another bank, a
+    bucket spent by lookups: copied into another namespace, it answers the same."""
+    from tests.test_lifecycle import FIXTURE_EMAIL, OTHER_BANK_PHONE
+
+    src, dst = ns("lifecycle-src"), ns("lifecycle-dst")
+    assert client.put("/__admin/clock", json={"frozen": True}, headers=src).status_code == 200
+    deleted = client.delete(f"/baas/pix/keys/{FIXTURE_EMAIL}", headers=ORG_A | src)
+    assert deleted.status_code == 200, deleted.text
+    entry = {"pix_key": "+5511933334444", "pix_key_type": "phone_number", "owner_document_number": NATURAL_CPF,
+             "owner_name": "OUTRA PESSOA", "owner_person_type": "natural", "ispb": "60746948",
+             "bank_name": "BANCO BRADESCO S.A.", "branch_number": "0001", "account_number": "998877",
+             "account_digit": "0", "account_type": "checking"}
+    assert client.post("/__admin/dict/entries", json=entry, headers=src).status_code == 201
+    for key in (OTHER_BANK_PHONE, "nobody@example.com"):
+        assert client.get(f"/baas/pix/keys/{key}", params={"account_key": NATURAL_ACCOUNT},
+                          headers=ORG_A | src).status_code == 200
+
+    exported = client.get("/__admin/state", headers=src).json()
+    imported = client.put("/__admin/state", json=exported, headers=dst)
+    assert imported.status_code == 200, imported.text
+    assert client.get("/__admin/state", headers=dst).json() == exported
+
+    def seen(headers) -> tuple:
+        buckets = client.get("/__admin/rate-limits", headers=headers).json()
+        entries = client.get("/__admin/dict/entries", headers=headers).json()
+        inactive = client.get("/baas/pix/keys", params={"account_key": "8e3f5a71-6c2b-4d9e-a1f0-2b3c4d5e6f09",
+                                                        "pix_key_status": "inactive"}, headers=ORG_A | headers).json()
+        found = client.get("/baas/pix/keys/+5511933334444", params={"account_key": NATURAL_ACCOUNT},
+                           headers=ORG_A | headers).json()
+        return buckets, entries, inactive, found["exists"]
+
+    source, copied = seen(src), seen(dst)
+    assert source[:3] == copied[:3] and source[3] is copied[3] is True
+    assert [k["pix_key"] for k in copied[2]["pix_keys"]] == [FIXTURE_EMAIL]
+    # the deleted key is free in the copy too
+    again = client.post("/baas/pix/keys", json={"account_key": "8e3f5a71-6c2b-4d9e-a1f0-2b3c4d5e6f09",
+                                                "pix_key_type": "email", "pix_key": FIXTURE_EMAIL},
+                        headers=ORG_A | dst)
+    assert again.status_code == 201, again.text
+
+
+def test_a_dict_entry_that_clashes_with_a_held_key_is_refused(client):
+    exported = client.get("/__admin/state").json()
+    held = next(r for r in exported["key_requests"] if r["pix_key_status"] == "active")
+    clash = dict(exported["dict_entries"][0]) | {"pix_key": held["pix_key"], "pix_key_type": held["pix_key_type"]}
+    answer = client.put("/__admin/state", json=exported | {"dict_entries": [*exported["dict_entries"], clash]},
+                        headers=ns("clash"))
+    assert answer.status_code == 400, answer.text
+    pointers = [p["pointer"] for p in answer.json()["problems"]]
+    assert pointers == [f"/dict_entries/{len(exported['dict_entries'])}/pix_key"]

@@ -130,7 +130,8 @@ class SandboxStore(Protocol):
     def export(self) -> dict:
         """The state as plain JSON data, in one consistent step (``adapters/state_codec.py``):
         ``clock``, ``accounts``, ``key_requests``, ``credentials`` (metadata, no key), ``outbox``,
-        ``due_jobs``. Tenants (the fixtures') and the history logs are not in it."""
+        ``due_jobs``, ``dict_entries``, ``buckets``. Tenants (the fixtures') and the history logs are
+        not in it."""
 
     def replace(self, state: dict) -> None:
         """Replace everything but the tenants with ``state`` (``export``'s shape, already checked by
@@ -370,6 +371,8 @@ class InMemoryStore:
                 "credentials": [codec.encode_credential(c) for c in self._credentials.values()],
                 "outbox": [codec.encode_outbox_message(m) for m in self._logs.get("outbox", ())],
                 "due_jobs": [codec.encode_due_job(job) for _, _, job in sorted(self._due)],
+                "dict_entries": [codec.encode_dict_entry(e) for e in self._dict_entries.values()],
+                "buckets": [codec.encode_bucket(b) for b in self._buckets.values()],
             }
 
     def replace(self, state: dict) -> None:
@@ -393,7 +396,10 @@ class InMemoryStore:
         due = [(job.due_at, next(order), job) for job in map(codec.decode_due_job, state["due_jobs"])]
         heapq.heapify(due)
         clock = codec.decode_clock(state["clock"])
+        dict_entries = {e["pix_key"]: codec.decode_dict_entry(e) for e in state.get("dict_entries", ())}
+        buckets = {b["account_key"]: codec.decode_bucket(b) for b in state.get("buckets", ())}
         with self._lock:
+            self._dict_entries, self._buckets = dict_entries, buckets
             self._accounts, self._credentials = accounts, credentials
             self._requests, self._requests_by_account, self._claimed_keys = requests, by_account, claimed
             self._logs = {"outbox": outbox}

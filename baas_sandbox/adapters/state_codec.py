@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 
 from baas_sandbox.clock import ClockSetting
+from baas_sandbox.domain.antiscan import TokenBucket
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import (
     Account,
     AccountStatus,
     Credential,
+    DictEntry,
     KeyStatus,
     PersonType,
     PixKeyRequest,
@@ -97,6 +99,7 @@ def encode_key_request(request: PixKeyRequest) -> dict:
         "wrong_codes": request.wrong_codes,
         "codes_resent": request.codes_resent,
         "validation_due": _optional_instant(request.validation_due),
+        "claim_lock": request.claim_lock,
     }
 
 
@@ -124,6 +127,7 @@ def decode_key_request(data: dict, accounts: dict[str, Account]) -> PixKeyReques
         wrong_codes=data.get("wrong_codes", 0),
         codes_resent=data.get("codes_resent", 0),
         validation_due=None if due is None else decode_instant(due),
+        claim_lock=data.get("claim_lock"),
     )
 
 
@@ -154,3 +158,27 @@ def encode_due_job(job: DueJob) -> dict:
 
 def decode_due_job(data: dict) -> DueJob:
     return DueJob(decode_instant(data["due_at"]), data["kind"], data["subject"])
+
+
+def encode_dict_entry(entry: DictEntry) -> dict:
+    return entry.as_dict()
+
+
+def decode_dict_entry(data: dict) -> DictEntry:
+    return DictEntry(
+        pix_key=data["pix_key"], pix_key_type=PixKeyType(data["pix_key_type"]), owner_name=data["owner_name"],
+        owner_document_number=data["owner_document_number"], owner_person_type=PersonType(data["owner_person_type"]),
+        ispb=data["ispb"], bank_name=data["bank_name"], bank_code=data.get("bank_code"),
+        branch_number=data["branch_number"], account_number=data["account_number"],
+        account_digit=data["account_digit"], account_type=data["account_type"], created_at=data["created_at"])
+
+
+def encode_bucket(bucket: TokenBucket) -> dict:
+    return {"account_key": bucket.account_key, "person_type": str(bucket.person_type), "capacity": bucket.capacity,
+            "tokens": bucket.tokens, "updated_at": encode_instant(bucket.updated_at)}
+
+
+def decode_bucket(data: dict) -> TokenBucket:
+    return TokenBucket(account_key=data["account_key"], person_type=PersonType(data["person_type"]),
+                       capacity=data["capacity"], tokens=float(data["tokens"]),
+                       updated_at=decode_instant(data["updated_at"]))

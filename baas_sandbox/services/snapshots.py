@@ -3,7 +3,8 @@ namespace's in a state file (``baas-sandbox serve --state-file``).
 
 A snapshot holds what makes a namespace answer the same: accounts, key requests (every field:
 status, codes, wrong-code counts, validation window), credentials' metadata, the outbox, the clock
-setting, the due jobs, the active scenarios and the webhook subscriptions. It holds no secret: not a
+setting, the due jobs, the active scenarios, the webhook subscriptions, the keys DICT holds at
+other institutions and the anti-scan buckets. It holds no secret: not a
 provider key (not even sealed), not a subscription's signing secret. History (events, recorded
 webhooks, deliveries, the journal, scenario counts) is left out.
 
@@ -25,6 +26,7 @@ from jsonschema import Draft4Validator, ValidationError
 from baas_sandbox.adapters import state_codec as codec
 from baas_sandbox.adapters.webhooks import Subscription
 from baas_sandbox.domain import errors
+from baas_sandbox.domain.antiscan import CAPACITY
 from baas_sandbox.domain.documents import check_pix_key, is_valid_cnpj, is_valid_cpf
 from baas_sandbox.domain.model import (
     KEY_LIMITS,
@@ -47,12 +49,12 @@ MAX_PROBLEMS = 100
 #: The longest value a problem's message quotes.
 QUOTE_LIMIT = 80
 
-#: Each request status and the key status it goes with.
-KEY_STATUS_OF = {
-    RequestStatus.PENDING_VALIDATION: KeyStatus.PENDING_CONFIRMATION,
-    RequestStatus.PENDING: KeyStatus.PENDING_CONFIRMATION,
-    RequestStatus.APPROVED: KeyStatus.ACTIVE,
-    RequestStatus.REJECTED: KeyStatus.INACTIVE,
+#: Each request status and the key statuses it goes with (an approved key may have been deleted).
+KEY_STATUSES_OF = {
+    RequestStatus.PENDING_VALIDATION: (KeyStatus.PENDING_CONFIRMATION,),
+    RequestStatus.PENDING: (KeyStatus.PENDING_CONFIRMATION,),
+    RequestStatus.APPROVED: (KeyStatus.ACTIVE, KeyStatus.INACTIVE),
+    RequestStatus.REJECTED: (KeyStatus.INACTIVE,),
 }
 
 
@@ -207,6 +209,8 @@ class _Rules:
         self._due_jobs(requests)
         self._scenarios()
         self._subscriptions()
+        self._dict_entries(accounts)
+        self._buckets(accounts)
         return self.found
 
     def _unique(self, seen: dict[Any, int], value: Any, section: str, index: int, field: str, what: str) -> bool:
@@ -246,6 +250,7 @@ class _Rules:
 
     def _key_requests(self, accounts: dict[str, dict | None]) -> set[str]:
         seen: dict[str, int] = {}
+        self.held_keys = set()  # the key values the document's requests hold
         owners: dict[str, int] = {}  # key value -> index of the request that claims it
         in_use: dict[str, int] = {}  # account_key -> keys claimed
         known: set[str] = set()
@@ -262,14 +267,15 @@ class _Rules:
                 self.problem(f"no account {account_key} in the document's accounts", "key_requests", index,
                              "account_key")
             self._request_rules(index, request, accounts.get(account_key))
-            if request["request_status"] == RequestStatus.REJECTED:
-                continue  # a rejected request holds neither its key nor a place in the limit
+            if request["pix_key_status"] == KeyStatus.INACTIVE:
+                continue  # a rejected request, or a deleted key, holds neither its key nor a place in the limit
             value = request["pix_key"]
             if value is not None and value in owners:
                 self.problem(f"the key {_quote(value)} is claimed twice: a key has one owner (also claimed at "
                              f"{self.base}{pointer('key_requests', owners[value])})", "key_requests", index, "pix_key")
             elif value is not None:
                 owners[value] = index
+                self.held_keys.add(value)
             account = accounts.get(account_key)
             if account is not None:
                 in_use[account_key] = in_use.get(account_key, 0) + 1
@@ -299,8 +305,8 @@ class _Rules:
             except errors.KeyNotOwnersDocument:
                 self.problem(f"{value} is not the document of the account's owner "
                              f"({account['owner_document_number'] if account else '?'})", *at, "pix_key")
-        if request["pix_key_status"] != KEY_STATUS_OF[status]:
-            self.problem(f"a {status} request's key is {KEY_STATUS_OF[status]}", *at, "pix_key_status")
+        if request["pix_key_status"] not in KEY_STATUSES_OF[status]:
+            self.problem(f"a {status} request's key is {' or '.join(KEY_STATUSES_OF[status])}", *at, "pix_key_status")
         if (status is RequestStatus.REJECTED) != (request["request_failure_reason"] is not None):
             self.problem("a rejected request, and only a rejected one, has a request_failure_reason", *at,
                          "request_failure_reason")
@@ -375,6 +381,44 @@ class _Rules:
             if self.fits("active_scenarios", index) and not self.sandbox.scenarios.known(name):
                 self.problem(f"unknown scenario {_quote(name)}", "active_scenarios", index)
 
+    def _dict_entries(self, accounts: dict[str, dict | None]) -> None:
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.doc.get("dict_entries", ())):
+            if not self.fits("dict_entries", index):
+                continue
+            value = entry["pix_key"]
+            if not self._unique(seen, value, "dict_entries", index, "pix_key", "the key"):
+                continue
+            try:
+                check_pix_key(PixKeyType(entry["pix_key_type"]), value)
+            except errors.InvalidPixKey as invalid:
+                self.problem(invalid.violations[0]["message"], "dict_entries", index, "pix_key")
+            if value in self.held_keys:
+                self.problem(f"the key {_quote(value)} is held here too (by a key request): a key has one owner",
+                             "dict_entries", index, "pix_key")
+
+    def _buckets(self, accounts: dict[str, dict | None]) -> None:
+        seen: dict[str, int] = {}
+        for index, bucket in enumerate(self.doc.get("buckets", ())):
+            if not self.fits("buckets", index):
+                continue
+            account_key = bucket["account_key"]
+            if not self._unique(seen, account_key, "buckets", index, "account_key", "account_key"):
+                continue
+            account = accounts.get(account_key)
+            if account_key not in accounts:
+                self.problem(f"no account {account_key} in the document's accounts", "buckets", index, "account_key")
+            elif account is not None and account["owner_person_type"] != bucket["person_type"]:
+                self.problem(f"the account's owner is a {account['owner_person_type']} person", "buckets", index,
+                             "person_type")
+            expected = CAPACITY[PersonType(bucket["person_type"])]
+            if bucket["capacity"] != expected:
+                self.problem(f"a {bucket['person_type']} person's bucket holds {expected} tokens", "buckets", index,
+                             "capacity")
+            elif bucket["tokens"] > expected:
+                self.problem(f"more tokens than the bucket holds ({expected})", "buckets", index, "tokens")
+            self._instant(bucket["updated_at"], "buckets", index, "updated_at")
+
     def _subscriptions(self) -> None:
         seen: dict[str, int] = {}
         for index, entry in enumerate(self.doc["webhook_subscriptions"]):
@@ -408,9 +452,10 @@ def _apply(sandbox: Sandbox, document: dict) -> None:
     sandbox.shared.scenarios.activate(switches, document["active_scenarios"])  # UnknownScenario: nothing changed
     subscriptions = _subscriptions(sandbox, document["webhook_subscriptions"])
     sandbox.stop_timers()
-    sandbox.store.replace({name: document[name] for name in
-                           ("clock", "accounts", "key_requests", "credentials", "outbox", "due_jobs")})
-    sandbox.scenarios.switches = switches
+    sandbox.store.replace({name: document.get(name, []) for name in
+                           ("clock", "accounts", "key_requests", "credentials", "outbox", "due_jobs",
+                            "dict_entries", "buckets")})
+    sandbox.store.scenario_switches = switches
     sandbox.webhooks.reset(subscriptions)  # deliveries in flight are dropped: they were the old state's
     sandbox.wake()
 
