@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from baas_sandbox.adapters.fixtures import InvalidAccountField
-from baas_sandbox.adapters.repository import AccountAlreadyExists
+from baas_sandbox.adapters.repository import AccountAlreadyExists, KeyAlreadyInDict
 from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.errors import json_response
 from baas_sandbox.scenarios.library import UnknownScenario
+from baas_sandbox.services import pix_keys
 from baas_sandbox.services.accounts import build_account
+from baas_sandbox.services.dict_entries import build_dict_entry
 
 
 async def reset_sandbox():
@@ -70,3 +72,26 @@ async def list_requests(operation_id: str | None = None, status: int | None = No
 async def clear_requests():
     current_sandbox().journal.clear()
     return None, 204
+
+
+async def list_dict_entries():
+    return {"dict_entries": [entry.as_dict() for entry in current_sandbox().store.dict_entries()]}, 200
+
+
+async def create_dict_entry(body: dict):
+    sandbox = current_sandbox()
+    try:
+        entry = build_dict_entry(body, sandbox.clock)
+        sandbox.store.add_dict_entry(entry)
+    except InvalidAccountField as exc:
+        return json_response(400, {"code": "SBX000400", "message": "Invalid request",
+                                   "details": f"{exc.field}: {exc.problem}"})
+    except KeyAlreadyInDict:
+        return json_response(409, {"code": "SBX000409", "message": "Pix key already registered",
+                                   "details": f"pix_key {body['pix_key']} is held already (a DICT entry, "
+                                              "or a key of the sandbox being created or active)"})
+    return entry.as_dict(), 201
+
+
+async def list_rate_limits():
+    return {"buckets": pix_keys.rate_limits(current_sandbox())}, 200

@@ -1,4 +1,5 @@
-"""/baas/pix/keys: create, list, confirm with the verification code, resend the code."""
+"""/baas/pix/keys: create, list, confirm with the verification code, resend the code, delete a key,
+look a key up in DICT."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ async def create_pix_key(body: dict, token_info: dict):
     return key_request_body(request), 201
 
 
-async def list_pix_keys(account_key: str, token_info: dict):
-    requests = pix_keys.account_keys(current_sandbox(), token_info["tenant"], account_key)
+async def list_pix_keys(account_key: str, token_info: dict, pix_key_status: str | None = None):
+    requests = pix_keys.account_keys(current_sandbox(), token_info["tenant"], account_key, pix_key_status)
     return {
         "account_key": account_key,
         "pix_keys": [pix_key_body(r) | {"pix_key_request_key": r.request_key} for r in requests],
@@ -36,6 +37,27 @@ async def resend_twofa(pix_key_request_key: str, token_info: dict, body: dict | 
     request = pix_keys.resend_code(current_sandbox(), token_info["tenant"], pix_key_request_key,
                                    cid=current_tracking_id())
     return key_request_body(request), 200
+
+
+async def delete_pix_key(pix_key: str, token_info: dict):
+    deletion = pix_keys.delete_key(current_sandbox(), token_info["tenant"], pix_key, cid=current_tracking_id())
+    request = deletion.request
+    return {
+        "account_key": request.account.account_key,
+        "created_at": deletion.at,
+        "pix_key": pix_key_body(request),
+        "pix_key_request_key": deletion.deletion_key,
+        "request_data": {},
+        "request_failure_reason": None,
+        "request_status": "approved",
+        "request_type": "deletion",
+        "requester_key": token_info["tenant"].requester_key,
+        "updated_at": deletion.at,
+    }, 200
+
+
+async def lookup_pix_key(pix_key: str, account_key: str, token_info: dict):
+    return pix_keys.lookup_key(current_sandbox(), token_info["tenant"], pix_key, account_key), 200
 
 
 def pix_key_body(request: PixKeyRequest) -> dict:

@@ -33,6 +33,7 @@ CREDENTIAL_HEADERS = AUTH | {"account_token": "Your account token"}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
 _PROXY = re.compile(r"prx_[A-Za-z0-9_-]+")
+_E2E = re.compile(r"E32402502\d{12}[A-Za-z0-9]{11}")  # a lookup's end_to_end_id: time and random
 
 
 class Twin:
@@ -75,7 +76,7 @@ class Twin:
     def _normalized(self, index: int, response) -> dict:
         headers = {name: value for name, value in response.headers.items() if name != "date"}
         text = response.text
-        for pattern in (_UUID, _TIME, _PROXY):
+        for pattern in (_UUID, _TIME, _PROXY, _E2E):
             text = pattern.sub(lambda m: self._name(index, m.group(0)) if pattern is not _TIME else "<time>", text)
         if "tracking_id" in headers:
             headers["tracking_id"] = _UUID.sub(lambda m: self._name(index, m.group(0)), headers["tracking_id"])
@@ -89,7 +90,7 @@ class Twin:
             # Each app sent its own verification codes: equal only because the journal masks them.
             entries = [{k: entry[k] for k in kept} for entry in app.sandbox.journal.entries()]
             text = json.dumps(entries, sort_keys=True)
-            for pattern in (_UUID, _PROXY):
+            for pattern in (_UUID, _PROXY, _E2E):
                 text = pattern.sub(lambda m: self._name(index, m.group(0)), text)
             result.append(json.loads(_TIME.sub("<time>", text)))
         return result[0], result[1]
@@ -184,6 +185,45 @@ def test_code_limits_and_masked_codes_are_the_same_with_and_without_the_lane(twi
     assert with_lane == without
     codes = [e["request_body"] for e in with_lane if e["operation_id"] == "validate-pix-key-twofa"]
     assert codes == [{"verification_code": "****"}] * 6
+
+
+def test_the_key_lifecycle_gets_the_same_answers_with_and_without_the_lane(twin):
+    """Lookups (and their anti-scan bucket, Retry-After included), deletions and the list by status."""
+    for client in twin.clients:  # so that real time refills no bucket between the two apps' requests
+        assert client.put("/__admin/clock", json={"frozen": True}).status_code == 200
+    lookup = "/baas/pix/keys/{key}"
+    for key in ("+5521998765432", "%2B5521998765432", "joana.martins@example.com", "AB1CD2EF000170"):
+        answer = same(twin, "GET", lookup.format(key=key), params={"account_key": NATURAL}, headers=AUTH)
+        assert answer["status"] == 200 and '"exists": true' in answer["body"]
+    for _ in range(4):  # 4 found above, 4 not found here: 16 tokens left; then one more goes to -4
+        assert same(twin, "GET", lookup.format(key="nobody@example.com"), params={"account_key": NATURAL},
+                    headers=AUTH)["status"] == 200
+    assert same(twin, "GET", lookup.format(key="nobody@example.com"), params={"account_key": NATURAL},
+                headers=AUTH)["status"] == 200
+    refused = same(twin, "GET", lookup.format(key="+5521998765432"), params={"account_key": NATURAL}, headers=AUTH)
+    assert refused["status"] == 429 and refused["headers"]["retry-after"] == "150"  # 5 tokens
+    # errors: no paying account, another tenant's, a key that is no key
+    assert same(twin, "GET", lookup.format(key="+5521998765432"), headers=AUTH)["status"] == 400
+    assert same(twin, "GET", lookup.format(key="+5521998765432"), params={"account_key": NATURAL},
+                headers=ORG_B_TOKEN)["status"] == 403
+    assert same(twin, "GET", lookup.format(key="81563500220"), params={"account_key": LEGAL},
+                headers=AUTH)["status"] == 400
+    # the list by status, then deletions
+    same(twin, "GET", "/baas/pix/keys", params={"account_key": "8e3f5a71-6c2b-4d9e-a1f0-2b3c4d5e6f09",
+                                                "pix_key_status": "active"}, headers=AUTH)
+    assert same(twin, "DELETE", "/baas/pix/keys/financeiro@padaria-aurora.com.br", headers=AUTH)["status"] == 200
+    assert same(twin, "DELETE", "/baas/pix/keys/financeiro%40padaria-aurora.com.br", headers=AUTH)["status"] == 404
+    same(twin, "GET", "/baas/pix/keys", params={"account_key": "8e3f5a71-6c2b-4d9e-a1f0-2b3c4d5e6f09",
+                                                "pix_key_status": "inactive"}, headers=AUTH)
+    assert same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL, "pix_key_status": "inactivated"},
+                headers=AUTH)["status"] == 400
+    assert key_request(twin, {"account_key": NATURAL, "pix_key_type": "cpf", "pix_key": "81563500221"})["status"] == 201
+    assert same(twin, "DELETE", "/baas/pix/keys/81563500221", headers=AUTH)["status"] == 400  # still pending
+    assert same(twin, "DELETE", "/baas/pix/keys/AB1CD2EF000170", headers=ORG_B_TOKEN)["status"] == 403
+    assert same(twin, "DELETE", "/baas/pix/keys/+5521998765432", headers=AUTH)["status"] == 404  # another bank's
+    assert twin.apps[0].express_counts.answered >= 16
+    with_lane, without = twin.journals()
+    assert with_lane == without
 
 
 HANDED_OVER = [

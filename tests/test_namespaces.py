@@ -101,10 +101,10 @@ def test_a_reset_resets_its_own_namespace_only(client):
 def test_namespaces_are_listed_and_dropped(client):
     assert create(client, "ci-1").status_code == 201
     listed = {n["name"]: n for n in client.get("/__admin/namespaces").json()["namespaces"]}
-    # with the fixture's waiting request, in every namespace
-    assert listed["ci-1"]["keys"] == 2 and listed["ci-1"]["key_requests"] == 2
-    assert listed["default"]["keys"] == 1
-    assert listed["ci-1"]["accounts"] == listed["default"]["accounts"] == 7
+    # with the fixture key requests (one waiting, two active), in every namespace
+    assert listed["ci-1"]["keys"] == 4 and listed["ci-1"]["key_requests"] == 4
+    assert listed["default"]["keys"] == 3
+    assert listed["ci-1"]["accounts"] == listed["default"]["accounts"] == 8
     assert client.delete("/__admin/namespaces/ci-1").status_code == 204
     assert "ci-1" not in {n["name"] for n in client.get("/__admin/namespaces").json()["namespaces"]}
     gone = client.delete("/__admin/namespaces/ci-1")

@@ -22,6 +22,9 @@ VALID_REQUESTS = {
     "validate-pix-key-twofa": ("PATCH", f"/baas/pix/keys/{ANY_REQUEST}/twofa_validation",
                                {"json": {"verification_code": "123456"}}),
     "resend-pix-key-twofa": ("PATCH", f"/baas/pix/keys/{ANY_REQUEST}/resend_twofa", {"json": {}}),
+    # a random key's value is a UUID: the path's key, which answers name
+    "lookup-pix-key": ("GET", f"/baas/pix/keys/{ANY_REQUEST}", {"params": {"account_key": SEED_ACCOUNT}}),
+    "delete-pix-key": ("DELETE", f"/baas/pix/keys/{ANY_REQUEST}", {}),
 }
 #: The sandbox's own page: its errors are the admin API's, and Prefer is for the platform's APIs.
 NOT_PREFERRED = {"get-front-door"}

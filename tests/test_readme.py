@@ -133,6 +133,24 @@ def _expired_code(client):
     return _twofa(client, request_key, code)
 
 
+def _other_tenants_key(client):
+    answer = create_key(client, ORG_B_ACCOUNT, "cpf", "02269499905", headers=ORG_B)
+    request_key = answer.json()["pix_key_request_key"]
+    wait_until(lambda: key_status(client, ORG_B_ACCOUNT, request_key, headers=ORG_B) == "active")
+    return client.delete("/baas/pix/keys/02269499905", headers=ORG_A)
+
+
+def _empty_bucket(client):
+    for _ in range(5):  # 5 keys not found: 100 tokens, a natural person's bucket
+        answer = client.get("/baas/pix/keys/ana.nobody@example.com", params={"account_key": NATURAL_ACCOUNT},
+                            headers=ORG_A)
+        assert answer.json() == {"exists": False, "pix_key": "ana.nobody@example.com"}
+    answer = client.get("/baas/pix/keys/ana.nobody@example.com", params={"account_key": NATURAL_ACCOUNT},
+                        headers=ORG_A)
+    assert int(answer.headers["Retry-After"]) >= 1
+    return answer
+
+
 TRIGGERS = {
     "EBAA0004": lambda c: _credentials(c, CREDENTIAL | {"provider": "FOO"}),
     "EBAA0005": lambda c: _credentials(c, {"provider": "BTG", "type": "PIX"}),
@@ -154,6 +172,9 @@ TRIGGERS = {
     "PIX000065": _active_key_again,
     "PIX000074": _unfinished_key_again,
     "PIX000014": _sixth_key,
+    "PIX000083": lambda c: c.delete("/baas/pix/keys/ana.nobody@example.com", headers=ORG_A),
+    "PIX000080": _other_tenants_key,
+    "PIX000079": _empty_bucket,
     "PIX000008": lambda c: _twofa(c, "00000000-0000-4000-8000-000000000000", "123456"),
     "QIT000005": lambda c: _twofa(c, _email_request(c), "123456", headers=ORG_B),
     "PIX000075": lambda c: _twofa(c, create_key(c, SEED_ACCOUNT, "random_key").json()["pix_key_request_key"],

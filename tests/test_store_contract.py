@@ -238,3 +238,32 @@ def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtures):
     store.load(fixtures.tenants, fixtures.accounts)
     assert [e["operation_id"] for e in store.journal.entries()] == ["list-pix-keys"]
     assert store.scenario_switches.active == ["provider-outage"]
+
+
+def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures):
+    request = key_request(store, NATURAL_ACCOUNT, "a@example.com")
+    store.add_key_request(request)
+    store.record("outbox", {"message_id": str(uuid.uuid4()), "pix_key_request_key": request.request_key,
+                            "channel": "email", "destination": "a@example.com", "verification_code": "123456",
+                            "sent_at": "2030-01-01T00:00:00", "expires_at": "2030-01-01T00:10:00"})
+    store.schedule(DueJob(T0, "decide-key-request", request.request_key))
+    store.set_clock(lambda s: s.with_frozen(True, T0))
+    exported = store.export()
+    other = type(store)()
+    other.load(fixtures.tenants, fixtures.accounts)
+    before = other.revision
+    other.replace(exported)
+    assert other.export() == exported
+    assert other.revision != before
+    assert other.key_request(request.request_key).key_value == "a@example.com"
+    with pytest.raises(errors.KeyCreationNotFinished):  # the rules hold on what was imported
+        other.add_key_request(key_request(other, SEED_ACCOUNT, "a@example.com"))
+
+
+def test_the_revision_moves_with_every_change(store):
+    seen = {store.revision}
+    store.add_key_request(key_request(store, SEED_ACCOUNT, "a@example.com"))
+    seen.add(store.revision)
+    store.set_clock(lambda s: s.advanced(1))
+    seen.add(store.revision)
+    assert len(seen) == 3

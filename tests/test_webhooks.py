@@ -245,6 +245,8 @@ def run_every_flow(client: httpx.Client) -> dict[str, str]:
     create_key(client, REJECTED_ACCOUNT, "cpf", REJECTED_CPF, tracking_id="trk-rejected")
     wait_until(lambda: {"pix_key_activated", "pix_key_request_rejected"}
                <= {e["event_type"] for e in client.get("/__admin/events").json()["events"]})
+    deleted = client.delete("/baas/pix/keys/maria@example.com", headers=ORG_A | {"tracking_id": "trk-delete"})
+    assert deleted.status_code == 200, deleted.text
     return {"code": code}
 
 
@@ -266,6 +268,8 @@ def test_every_state_change_is_a_data_event_in_the_platforms_envelope():
     assert by_type["two_step_validation_succeeded"][0]["cid"] == "trk-right"
     assert by_type["pix_key_request_rejected"][0]["cid"] == "trk-rejected"
     assert by_type["pix_key_activated"][0]["cid"] == "trk-email"  # the flow's creating request
+    assert by_type["pix_key_deleted"][0]["cid"] == "trk-delete"
+    assert by_type["pix_key_deleted"][0]["data"]["pix_key"] == "maria@example.com"
     text = json.dumps(events)
     assert SEED_001["key"] not in text and "another" not in text  # no provider key
     assert f'"{secrets["code"]}"' not in text  # no verification code

@@ -13,7 +13,8 @@ from pathlib import Path
 from baas_sandbox.adapters.yamlfile import FileProblem, YamlDocument
 from baas_sandbox.domain.documents import check_pix_key
 from baas_sandbox.domain.errors import InvalidPixKey
-from baas_sandbox.domain.model import Account, PixKeyType, Tenant
+from baas_sandbox.domain.documents import UUID_PATTERN as RANDOM_KEY_PATTERN
+from baas_sandbox.domain.model import Account, DictEntry, PixKeyType, Tenant
 
 PROVIDERS = ["BTG", "CELCOIN", "JDPI", "PAY2ALL"]
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -55,8 +56,11 @@ class Fixtures:
     accounts: list[Account]
     #: Webhook subscriptions to set up at start (``webhooks.yaml``, optional).
     subscriptions: list[dict] = field(default_factory=list)
-    #: Email and phone key requests waiting for their code at start (``key_requests.yaml``, optional).
+    #: Key requests at start (``key_requests.yaml``, optional): email and phone requests waiting
+    #: for their code, and active keys (``request_status: approved``).
     key_requests: list[dict] = field(default_factory=list)
+    #: Keys DICT holds for other institutions (``dict_entries.yaml``, optional).
+    dict_entries: list[DictEntry] = field(default_factory=list)
 
 
 #: Builds an account from a fixture entry; raises ``InvalidAccountField`` for a bad field.
@@ -73,8 +77,14 @@ class InvalidAccountField(Exception):
 SubscriptionCheck = Callable[[dict], tuple[str, str] | None]
 
 
+#: Builds a DICT entry from a fixture entry; raises ``InvalidAccountField`` for a bad field.
+DictEntryBuilder = Callable[[dict], DictEntry]
+
+
 def load_fixtures(directory: Path, account_schema: dict, build_account: AccountBuilder,
-                  check_subscription: SubscriptionCheck = lambda _entry: None) -> Fixtures:
+                  check_subscription: SubscriptionCheck = lambda _entry: None,
+                  dict_entry_schema: dict | None = None,
+                  build_dict_entry: DictEntryBuilder | None = None) -> Fixtures:
     """Read ``tenants.yaml``, ``accounts.yaml`` and the optional ``webhooks.yaml`` from ``directory``.
 
     Every problem of every file is found before one ``FixtureError`` reports them all: an entry
@@ -86,12 +96,16 @@ def load_fixtures(directory: Path, account_schema: dict, build_account: AccountB
     accounts = _load_accounts(directory / "accounts.yaml", account_schema, build_account, tenants, problems)
     subscriptions = _collect(problems, load_subscriptions, directory / "webhooks.yaml", check_subscription) or []
     key_requests = _load_key_requests(directory / "key_requests.yaml", {a.account_key for a in accounts}, problems)
+    dict_entries = []
+    if dict_entry_schema is not None and build_dict_entry is not None:
+        dict_entries = _load_dict_entries(directory / "dict_entries.yaml", dict_entry_schema, build_dict_entry,
+                                          {entry["pix_key"] for entry in key_requests}, problems)
     if problems:
         files = list(dict.fromkeys(problem.path for problem in problems))
         problems.sort(key=lambda problem: (files.index(problem.path), problem.line or 0))  # stable: as found
         raise FixtureError.several(problems)
     return Fixtures(tenants=list(tenants.values()), accounts=accounts, subscriptions=subscriptions,
-                    key_requests=key_requests)
+                    key_requests=key_requests, dict_entries=dict_entries)
 
 
 def _collect(problems: list[FileProblem], load: Callable, *args):
@@ -173,13 +187,15 @@ def _load_accounts(path: Path, account_schema: dict, build_account: AccountBuild
 
 KEY_REQUEST_SCHEMA = {
     "type": "object",
-    "required": ["pix_key_request_key", "account_key", "pix_key_type", "pix_key", "verification_code"],
+    "required": ["pix_key_request_key", "account_key", "pix_key_type", "pix_key"],
     "additionalProperties": False,
     "properties": {
         "pix_key_request_key": {"type": "string", "pattern": UUID_PATTERN},
         "account_key": {"type": "string", "pattern": UUID_PATTERN},
-        "pix_key_type": {"enum": ["email", "phone_number"]},  # the key requests that wait for a code
+        "pix_key_type": {"enum": [str(kind) for kind in PixKeyType]},
         "pix_key": {"type": "string"},
+        # pending_validation (the default): waits for its code; approved: an active key
+        "request_status": {"enum": ["pending_validation", "approved"]},
         "verification_code": {"type": "string", "pattern": "^[0-9]{6}$"},
     },
 }
@@ -198,10 +214,26 @@ def _load_key_requests(path: Path, account_keys: set[str], problems: list[FilePr
               "properties": {"key_requests": {"type": "array", "items": KEY_REQUEST_SCHEMA}}}
     entries = []
     seen: set[str] = set()
+    values: set[str] = set()
     for index, entry in _checked_entries(document, schema, "key_requests", problems):
         where = ("key_requests", index)
+        kind = PixKeyType(entry["pix_key_type"])
+        active = entry.get("request_status") == "approved"
+        if active and "verification_code" in entry:
+            problems.append(document.fail(where + ("verification_code",), "an active key (approved) has no code"))
+            continue
+        if not active and (not kind.needs_verification or "verification_code" not in entry):
+            problems.append(document.fail(where + ("pix_key_type" if not kind.needs_verification
+                                                   else "verification_code",),
+                                          "a request waiting for its code is an email or phone key with its "
+                                          "verification_code (or say request_status: approved)"))
+            continue
         try:
-            check_pix_key(PixKeyType(entry["pix_key_type"]), entry["pix_key"])
+            if kind is PixKeyType.RANDOM:
+                if not RANDOM_KEY_PATTERN.fullmatch(entry["pix_key"]):
+                    raise InvalidPixKey(entry["pix_key"], "is not a random key (a lower-case UUID)", "")
+            else:
+                check_pix_key(kind, entry["pix_key"])
         except InvalidPixKey as exc:
             problems.append(document.fail(where + ("pix_key",), str(exc)))
             continue
@@ -209,9 +241,42 @@ def _load_key_requests(path: Path, account_keys: set[str], problems: list[FilePr
             problems.append(document.fail(where + ("account_key",), "no such account in accounts.yaml"))
         elif entry["pix_key_request_key"] in seen:
             problems.append(document.fail(where + ("pix_key_request_key",), "used by another key request"))
+        elif entry["pix_key"] in values:
+            problems.append(document.fail(where + ("pix_key",), "held by another key request"))
         else:
             seen.add(entry["pix_key_request_key"])
+            values.add(entry["pix_key"])
             entries.append(entry)
+    return entries
+
+
+def _load_dict_entries(path: Path, entry_schema: dict, build: DictEntryBuilder, sandbox_keys: set[str],
+                       problems: list[FileProblem]) -> list[DictEntry]:
+    """``dict_entries.yaml`` (optional): keys DICT holds for other institutions, each in the admin
+    API's ``DictEntryRequest`` shape; one key once, and none of the sandbox's own fixture keys."""
+    if not path.exists():
+        return []
+    document = _collect(problems, YamlDocument, path, FixtureError)
+    if document is None:
+        return []
+    schema = {"type": "object", "required": ["dict_entries"], "additionalProperties": False,
+              "properties": {"dict_entries": {"type": "array", "items": entry_schema}}}
+    entries: list[DictEntry] = []
+    seen: set[str] = set()
+    for index, entry in _checked_entries(document, schema, "dict_entries", problems):
+        where = ("dict_entries", index)
+        try:
+            built = build(entry)
+        except InvalidAccountField as exc:
+            problems.append(document.fail(where + (exc.field,), exc.problem))
+            continue
+        if built.pix_key in seen:
+            problems.append(document.fail(where + ("pix_key",), "held by another DICT entry"))
+        elif built.pix_key in sandbox_keys:
+            problems.append(document.fail(where + ("pix_key",), "held by a key request of key_requests.yaml"))
+        else:
+            seen.add(built.pix_key)
+            entries.append(built)
     return entries
 
 

@@ -17,10 +17,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
+from baas_sandbox.adapters import state_codec as codec
 from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.due_work import DueJob
-from baas_sandbox.domain.model import Account, Credential, PixKeyRequest, Tenant
+from baas_sandbox.domain.antiscan import TokenBucket
+from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
 from baas_sandbox.http.journal import Journal, MemoryBudget
 from baas_sandbox.scenarios.library import ScenarioSwitches
 
@@ -32,6 +34,10 @@ LOG_SIZE = 10_000
 
 class AccountAlreadyExists(Exception):
     """An account with this ``account_key`` is stored already."""
+
+
+class KeyAlreadyInDict(Exception):
+    """The key of a DICT entry is held already (by another entry, or by a sandbox key)."""
 
 
 class SandboxStore(Protocol):
@@ -65,9 +71,31 @@ class SandboxStore(Protocol):
     def add_key_request(self, request: PixKeyRequest) -> None:
         """Store a new key request if its key is free and its account below its limit.
 
-        Raises ``KeyAlreadyExists`` (the key is active), ``KeyCreationNotFinished`` (another
-        request for the key is unfinished) or ``KeyLimitReached``, checked and inserted atomically.
+        Raises ``KeyAlreadyExists`` (the key is active, or held at another institution: a DICT
+        entry), ``KeyCreationNotFinished`` (another request for the key is unfinished) or
+        ``KeyLimitReached``, checked and inserted atomically.
         """
+
+    def key_holder(self, key_value: str) -> PixKeyRequest | None:
+        """A copy of the request that holds this key value (being created or active), if any."""
+
+    def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
+        """Apply ``change`` atomically to the request that holds this key value (``KeyNotFound``
+        when none does); a change that frees the key (a deletion) frees it in the same step, so a
+        concurrent ``add_key_request`` sees the key either held or free."""
+
+    def add_dict_entry(self, entry: DictEntry) -> None:
+        """Register a key held at another institution; ``KeyAlreadyInDict`` when it is held."""
+
+    def dict_entry(self, key_value: str) -> DictEntry | None: ...
+    def dict_entries(self) -> list[DictEntry]: ...
+
+    def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
+                     spend: Callable[[TokenBucket], TokenBucket]) -> TokenBucket:
+        """Apply ``spend`` to the account's anti-scan bucket (``new()`` when it has none yet)
+        atomically; if it raises, the bucket is left as it was."""
+
+    def buckets(self) -> list[TokenBucket]: ...
 
     def key_request(self, request_key: str) -> PixKeyRequest | None:
         """A copy of the request: changes go through ``change_key_request``."""
@@ -101,6 +129,21 @@ class SandboxStore(Protocol):
     def counts(self) -> dict[str, int]:
         """How many accounts, keys (active or being created) and key requests it holds."""
 
+    def export(self) -> dict:
+        """The state as plain JSON data, in one consistent step (``adapters/state_codec.py``):
+        ``clock``, ``accounts``, ``key_requests``, ``credentials`` (metadata, no key), ``outbox``,
+        ``due_jobs``, ``dict_entries``, ``buckets``. Tenants (the fixtures') and the history logs are
+        not in it."""
+
+    def replace(self, state: dict) -> None:
+        """Replace everything but the tenants with ``state`` (``export``'s shape, already checked by
+        ``services/snapshots.py``), atomically: readers see the old state or the new one. The history
+        logs (events, recorded webhooks) start empty."""
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever the state does (what a periodic save compares)."""
+
 
 class InMemoryStore:
     """``SandboxStore`` in this process's memory, one lock around each operation. ``journal_budget``:
@@ -121,10 +164,22 @@ class InMemoryStore:
         self._requests_by_account: dict[str, list[str]] = {}
         # key value -> request key, for every request that claims its key (not rejected)
         self._claimed_keys: dict[str, str] = {}
+        # keys DICT holds for other institutions, by value
+        self._dict_entries: dict[str, DictEntry] = {}
+        # anti-scan buckets of key lookups, by paying account
+        self._buckets: dict[str, TokenBucket] = {}
         self._logs: dict[str, deque[dict]] = {}
         self._clock = REAL_TIME
         self._due: list[tuple[dt.datetime, int, DueJob]] = []  # a heap, earliest first
         self._due_order = itertools.count()  # ties keep their scheduling order
+        self._revision = getattr(self, "_revision", 0) + 1
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def _changed(self) -> None:
+        self._revision += 1
 
     def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:
@@ -153,6 +208,7 @@ class InMemoryStore:
             if account.account_key in self._accounts:
                 raise AccountAlreadyExists(account.account_key)
             self._accounts[account.account_key] = account
+            self._changed()
 
     def account(self, account_key: str) -> Account | None:
         return self._accounts.get(account_key)
@@ -166,6 +222,7 @@ class InMemoryStore:
         with self._lock:
             replaced = slot in self._credentials
             self._credentials[slot] = credential
+            self._changed()
             return replaced
 
     def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None:
@@ -175,6 +232,8 @@ class InMemoryStore:
         account = request.account
         with self._lock:
             if request.key_value is not None:
+                if request.key_value in self._dict_entries:
+                    raise errors.KeyAlreadyExists(pix_key=request.key_value)
                 holder_key = self._claimed_keys.get(request.key_value)
                 if holder_key is not None:
                     holder = self._requests[holder_key]
@@ -191,6 +250,7 @@ class InMemoryStore:
             self._requests_by_account.setdefault(account.account_key, []).append(request.request_key)
             if request.key_value is not None:
                 self._claimed_keys[request.key_value] = request.request_key
+            self._changed()
 
     def key_request(self, request_key: str) -> PixKeyRequest | None:
         with self._lock:
@@ -206,8 +266,45 @@ class InMemoryStore:
             working = copy.deepcopy(stored)
             result = change(working)
             self._requests[request_key] = working
+            self._changed()
             self._reindex(stored, working)
             return result
+
+    def key_holder(self, key_value: str) -> PixKeyRequest | None:
+        with self._lock:
+            holder_key = self._claimed_keys.get(key_value)
+            return copy.deepcopy(self._requests[holder_key]) if holder_key is not None else None
+
+    def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
+        with self._lock:
+            holder_key = self._claimed_keys.get(key_value)
+            if holder_key is None:
+                raise errors.KeyNotFound(pix_key=key_value)
+            return self.change_key_request(holder_key, change)
+
+    def add_dict_entry(self, entry: DictEntry) -> None:
+        with self._lock:
+            if entry.pix_key in self._dict_entries or entry.pix_key in self._claimed_keys:
+                raise KeyAlreadyInDict(entry.pix_key)
+            self._dict_entries[entry.pix_key] = entry
+
+    def dict_entry(self, key_value: str) -> DictEntry | None:
+        return self._dict_entries.get(key_value)
+
+    def dict_entries(self) -> list[DictEntry]:
+        with self._lock:
+            return list(self._dict_entries.values())
+
+    def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
+                     spend: Callable[[TokenBucket], TokenBucket]) -> TokenBucket:
+        with self._lock:
+            bucket = self._buckets.get(account_key) or new()
+            self._buckets[account_key] = bucket = spend(bucket)  # frozen: a raise changes nothing
+            return bucket
+
+    def buckets(self) -> list[TokenBucket]:
+        with self._lock:
+            return list(self._buckets.values())
 
     def _reindex(self, before: PixKeyRequest, after: PixKeyRequest) -> None:
         if before.claims_key and before.key_value is not None and not after.claims_key:
@@ -225,6 +322,7 @@ class InMemoryStore:
     def record(self, kind: str, entry: dict) -> None:
         with self._lock:
             self._logs.setdefault(kind, deque(maxlen=LOG_SIZE)).append(entry)
+            self._changed()
 
     def records(self, kind: str) -> list[dict]:
         with self._lock:
@@ -236,17 +334,21 @@ class InMemoryStore:
     def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
         with self._lock:
             self._clock = change(self._clock)
+            self._changed()
             return self._clock
 
     def schedule(self, job: DueJob) -> None:
         with self._lock:
             heapq.heappush(self._due, (job.due_at, next(self._due_order), job))
+            self._changed()
 
     def take_due(self, now: dt.datetime) -> list[DueJob]:
         taken = []
         with self._lock:
             while self._due and self._due[0][0] <= now:
                 taken.append(heapq.heappop(self._due)[2])
+            if taken:
+                self._changed()
         return taken
 
     def next_due(self) -> dt.datetime | None:
@@ -265,3 +367,47 @@ class InMemoryStore:
                     1 for r in self._requests.values() if r.claims_key and r.key_value is None),
                 "key_requests": len(self._requests),
             }
+
+    def export(self) -> dict:
+        with self._lock:
+            return {
+                "clock": codec.encode_clock(self._clock),
+                "accounts": [codec.encode_account(a) for a in self._accounts.values()],
+                "key_requests": [codec.encode_key_request(r) for r in self._requests.values()],
+                "credentials": [codec.encode_credential(c) for c in self._credentials.values()],
+                "outbox": [codec.encode_outbox_message(m) for m in self._logs.get("outbox", ())],
+                "due_jobs": [codec.encode_due_job(job) for _, _, job in sorted(self._due)],
+                "dict_entries": [codec.encode_dict_entry(e) for e in self._dict_entries.values()],
+                "buckets": [codec.encode_bucket(b) for b in self._buckets.values()],
+            }
+
+    def replace(self, state: dict) -> None:
+        # Everything is built first, outside the lock; the swap is a few assignments under it.
+        accounts = {a["account_key"]: codec.decode_account(a) for a in state["accounts"]}
+        requests: dict[str, PixKeyRequest] = {}
+        by_account: dict[str, list[str]] = {}
+        claimed: dict[str, str] = {}
+        for data in state["key_requests"]:
+            request = codec.decode_key_request(data, accounts)
+            requests[request.request_key] = request
+            by_account.setdefault(request.account.account_key, []).append(request.request_key)
+            if request.claims_key and request.key_value is not None:
+                claimed[request.key_value] = request.request_key
+        credentials = {}
+        for data in state["credentials"]:
+            credential = codec.decode_credential(data)
+            credentials[(credential.tenant, credential.provider, credential.integration_type)] = credential
+        outbox = deque((codec.decode_outbox_message(m) for m in state["outbox"]), maxlen=LOG_SIZE)
+        order = itertools.count()
+        due = [(job.due_at, next(order), job) for job in map(codec.decode_due_job, state["due_jobs"])]
+        heapq.heapify(due)
+        clock = codec.decode_clock(state["clock"])
+        dict_entries = {e["pix_key"]: codec.decode_dict_entry(e) for e in state.get("dict_entries", ())}
+        buckets = {b["account_key"]: codec.decode_bucket(b) for b in state.get("buckets", ())}
+        with self._lock:
+            self._dict_entries, self._buckets = dict_entries, buckets
+            self._accounts, self._credentials = accounts, credentials
+            self._requests, self._requests_by_account, self._claimed_keys = requests, by_account, claimed
+            self._logs = {"outbox": outbox}
+            self._clock, self._due, self._due_order = clock, due, order
+            self._changed()

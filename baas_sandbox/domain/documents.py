@@ -28,8 +28,15 @@ def is_valid_cpf(number: str) -> bool:
     return len(number) == 11 and number.isdigit() and cpf.is_valid(number)
 
 
+#: A CNPJ: 12 characters (digits, or since July 2026 upper-case letters too: the alphanumeric CNPJ)
+#: and 2 check digits. python-stdnum (2.x) computes both forms' check digits (a character's value
+#: is its ASCII code minus 48, with the numeric CNPJ's weights).
+CNPJ_PATTERN = re.compile(r"[0-9A-Z]{12}[0-9]{2}")
+
+
 def is_valid_cnpj(number: str) -> bool:
-    return len(number) == 14 and number.isdigit() and cnpj.is_valid(number)
+    # fullmatch first: stdnum would also accept lower case and punctuation ("12.ABC.345/01DE-35").
+    return bool(CNPJ_PATTERN.fullmatch(number)) and cnpj.is_valid(number)
 
 
 def check_pix_key(key_type: PixKeyType, value: str | None) -> None:
@@ -45,8 +52,8 @@ def check_pix_key(key_type: PixKeyType, value: str | None) -> None:
         raise InvalidPixKey(value, "is not a valid CPF (11 digits with valid check digits)",
                             "não é um CPF válido (11 dígitos com dígitos verificadores válidos)")
     if key_type is PixKeyType.CNPJ and not is_valid_cnpj(value):
-        raise InvalidPixKey(value, "is not a valid CNPJ (14 digits with valid check digits)",
-                            "não é um CNPJ válido (14 dígitos com dígitos verificadores válidos)")
+        raise InvalidPixKey(value, "is not a valid CNPJ (14 characters, digits or upper-case letters, and valid check digits)",
+                            "não é um CNPJ válido (14 caracteres, dígitos ou letras maiúsculas, e dígitos verificadores válidos)")
     # fullmatch, not match: Python's `$` also matches before a final newline, and "a@b.c\n" must
     # not pass for a key distinct from "a@b.c".
     if key_type is PixKeyType.EMAIL and (len(value) > EMAIL_MAX_LENGTH or not EMAIL_PATTERN.fullmatch(value)):
@@ -55,6 +62,34 @@ def check_pix_key(key_type: PixKeyType, value: str | None) -> None:
     if key_type is PixKeyType.PHONE and not _is_valid_brazilian_phone(value):
         raise InvalidPixKey(value, "is not a valid phone key (+55, a valid area code and 8 or 9 digits)",
                             "não é uma chave celular válida (+55, DDD válido e 8 ou 9 dígitos)")
+
+
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def key_type_of(value: str) -> PixKeyType:
+    """The type of a key given by its value alone (a lookup, a deletion): the formats do not
+    overlap. Raises ``InvalidPixKey`` when the value is no key of any type."""
+    if "@" in value:
+        kind = PixKeyType.EMAIL
+    elif value.startswith("+"):
+        kind = PixKeyType.PHONE
+    elif UUID_PATTERN.fullmatch(value):
+        return PixKeyType.RANDOM
+    elif len(value) == 11:
+        kind = PixKeyType.CPF
+    elif len(value) == 14:
+        kind = PixKeyType.CNPJ
+    else:
+        raise InvalidPixKey(_quoted(value), "is not a Pix key (a CPF, CNPJ, email, phone or random key)",
+                            "não é uma chave pix (CPF, CNPJ, email, celular ou chave aleatória)")
+    check_pix_key(kind, value)
+    return kind
+
+
+def _quoted(value: str) -> str:
+    """A value as an error message may quote it: at most 80 characters."""
+    return value if len(value) <= 80 else value[:79] + "…"
 
 
 def _is_valid_brazilian_phone(value: str) -> bool:

@@ -28,6 +28,10 @@ class BaasError(DomainError):
     #: 2FA errors carry ``description`` as an object and an empty ``translation`` object.
     two_factor_shape: bool = False
 
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the error (``Retry-After`` of a rate limit)."""
+        return {}
+
     def __init__(self, **params: str) -> None:
         self.params = params
         super().__init__(self.render_description())
@@ -78,6 +82,46 @@ class KeyAlreadyExists(BaasError):
 class KeyCreationNotFinished(BaasError):
     status, code, title = 400, "PIX000074", "Pix Key Creation Non Finished"
     description = "A chave pix {pix_key} já possui um pedido de criação não finalizado."
+
+
+class KeyNotFound(BaasError):
+    """No active key of this value at the sandbox's institution (never registered, deleted, still
+    being created, or held at another institution)."""
+
+    status, code, title = 404, "PIX000083", "Pix Key not found"
+    description = "Pix Key not found: {pix_key}."
+    translation = "Chave pix não encontrada: {pix_key}."
+
+
+class NotEnoughPermission(BaasError):
+    """The key belongs to an account of another tenant."""
+
+    status, code, title = 403, "PIX000080", "Not enough permission"
+    description = "Not enough permission on the Pix key {pix_key}."
+    translation = "Sem permissão sobre a chave pix {pix_key}."
+
+
+class KeyClaimNotFinished(BaasError):
+    """The key is locked by an unfinished claim (DICT's EntryLockedByClaim). Raised by the domain
+    for a key with a ``claim_lock``; no operation sets one yet (claims come next)."""
+
+    status, code, title = 400, "PIX000072", "Pix Key Claim Non Finished"
+    description = "A chave pix {pix_key} possui um pedido de portabilidade ou reivindicação não finalizado."
+
+
+class RateLimited(BaasError):
+    """DICT's anti-scan bucket of the paying account is empty (ENTRIES_READ_USER_ANTISCAN)."""
+
+    status, code, title = 429, "PIX000079", "Rate limit reached"
+    description = "Rate limit reached when checking key in Bacen"
+    translation = "Limite de consultas atingido ao consultar a chave no Bacen"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class KeyLimitReached(BaasError):

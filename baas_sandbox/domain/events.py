@@ -106,3 +106,17 @@ class KeyRequestDecided(Event):
             "pix_key_request_type": "inclusion",
             "pix_key_request_status": self.pix_key_request_status,
         }
+
+
+@dataclass(frozen=True)
+class KeyDeleted(Event):
+    """An active key was deleted (DICT reason USER_REQUESTED): its value and place are free."""
+
+    tenant: str
+    cid: str | None
+    pix_key_request_key: str  # the request that had created the key
+    deletion_request_key: str
+    account_key: str
+    pix_key: str
+    pix_key_type: str
+    deleted_at: str

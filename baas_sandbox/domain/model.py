@@ -121,12 +121,13 @@ def check_supported(integration_type: str, provider: str) -> None:
 
 @dataclass(frozen=True)
 class Credential:
-    """A provider credential as stored: the key only in sealed (encrypted) form."""
+    """A provider credential as stored: the key only in sealed (encrypted) form; ``None`` for a
+    credential restored from a snapshot, which carries no key (nothing reads a stored key back)."""
 
     tenant: str
     provider: str
     integration_type: str
-    sealed_key: bytes
+    sealed_key: bytes | None
     proxy_value: str
     provider_data: dict
     saved_at: str
@@ -178,6 +179,10 @@ class RequestStatus(StrEnum):
 
 
 class KeyStatus(StrEnum):
+    """The one vocabulary of a key's status: the list and its filter, the deletion, webhooks and
+    data events. The provider writes both ``inactive`` (deletion) and ``inactivated`` (list filter):
+    the sandbox says ``inactive`` everywhere (README, "Deviations from the docs")."""
+
     PENDING_CONFIRMATION = "pending_confirmation"
     ACTIVE = "active"
     INACTIVE = "inactive"
@@ -223,6 +228,9 @@ class PixKeyRequest:
     codes_resent: int = 0
     #: When a request still in ``pending_validation`` expires (None once it has left that state).
     validation_due: dt.datetime | None = None
+    #: The unfinished claim (its key) that locks this key: it cannot be deleted meanwhile (DICT's
+    #: EntryLockedByClaim). Set and cleared by claims; None: not locked.
+    claim_lock: str | None = None
 
     @property
     def tenant(self) -> str:
@@ -230,7 +238,14 @@ class PixKeyRequest:
 
     @property
     def claims_key(self) -> bool:
-        """Whether the request holds its key value and a place in the account's limit."""
+        """Whether the request holds its key value and a place in the account's limit: a key being
+        created or active; not a rejected request's, nor a deleted key's."""
+        return self.key_status is not KeyStatus.INACTIVE
+
+    @property
+    def listed(self) -> bool:
+        """Whether the account's list shows it: a rejected request leaves no key; a deleted key is
+        listed ``inactive``."""
         return self.status is not RequestStatus.REJECTED
 
     def __deepcopy__(self, memo: dict) -> "PixKeyRequest":
@@ -301,6 +316,18 @@ class PixKeyRequest:
         self._move_to(RequestStatus.APPROVED, now)
         self.key_updated_at = self.updated_at  # the same moment: one string, not two equal ones
 
+    def delete(self, now: dt.datetime) -> None:
+        """The key leaves DICT: inactive, its value and its place in the account's limit freed."""
+        if self.status.unfinished:
+            raise errors.KeyCreationNotFinished(pix_key=self.key_value or "")
+        if self.claim_lock is not None:
+            raise errors.KeyClaimNotFinished(pix_key=self.key_value or "")
+        if self.key_status is not KeyStatus.ACTIVE:
+            raise errors.KeyNotFound(pix_key=self.key_value or "")
+        self.key_status = KeyStatus.INACTIVE
+        self.key_updated_at = timestamp(now)
+        self.history.append(sys.intern(f"{KeyStatus.ACTIVE}->{KeyStatus.INACTIVE}"))
+
     def reject(self, reason: str, now: dt.datetime) -> None:
         self.key_status = KeyStatus.INACTIVE
         self.failure_reason, self.validation_due = reason, None
@@ -315,6 +342,41 @@ class PixKeyRequest:
 
 
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(PixKeyRequest))
+
+
+@dataclass(frozen=True)
+class DictEntry:
+    """A key DICT holds for another institution (fixtures/dict_entries.yaml, the admin API): a
+    lookup finds it, and nobody can register it at the sandbox's institution."""
+
+    pix_key: str
+    pix_key_type: PixKeyType
+    owner_name: str
+    owner_document_number: str
+    owner_person_type: PersonType
+    ispb: str
+    bank_name: str
+    bank_code: int | None
+    branch_number: str
+    account_number: str
+    account_digit: str
+    account_type: str
+    created_at: str
+
+    def __deepcopy__(self, memo: dict) -> "DictEntry":
+        return self
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self) | {
+            "pix_key_type": str(self.pix_key_type),
+            "owner_person_type": str(self.owner_person_type),
+        }
+
+
+#: The sandbox's own institution, as DICT and a lookup name it (the provider's: QI SCD S.A.).
+OWN_ISPB = "32402502"
+OWN_BANK_NAME = "QI SCD S.A."
+OWN_BANK_CODE = 329
 
 
 def dict_decision(account: Account) -> str | None:

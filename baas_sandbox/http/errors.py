@@ -34,8 +34,11 @@ def json_response(status: int, body: dict) -> ConnexionResponse:
 
 
 def _response(answer: Answer) -> ConnexionResponse:
-    return ConnexionResponse(status_code=answer.status_code, mimetype="application/json",
-                             content_type="application/json", body=answer.body)
+    response = ConnexionResponse(status_code=answer.status_code, mimetype="application/json",
+                                 content_type="application/json", body=answer.body)
+    if answer.headers:
+        response.headers = dict(answer.headers)
+    return response
 
 
 # -- connexion error handlers ---------------------------------------------------------------------

@@ -244,7 +244,7 @@ class ExpressLane:
             if token_info is not None:
                 arguments["token_info"] = token_info
             self.counts.answered += 1  # from here on, the lane answers whatever happens
-            status, payload = await self._run(operation, scope, arguments)
+            status, payload, extra_headers = await self._run(operation, scope, arguments)
         finally:
             tracking._current.reset(tracking_token)
 
@@ -253,6 +253,7 @@ class ExpressLane:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
                 (b"tracking_id", tracking_id.encode("latin-1")),
+                *extra_headers,
                 *self._vary,
             ]})
             await send({"type": "http.response.body", "body": payload})
@@ -285,25 +286,28 @@ class ExpressLane:
                 arguments[parameter.argument] = value
         return arguments
 
-    async def _run(self, operation: ExpressOperation, scope: Scope, arguments: dict) -> tuple[int, bytes]:
-        """The handler's answer, or its error in the API's format, as (status, JSON bytes)."""
+    async def _run(self, operation: ExpressOperation, scope: Scope,
+                   arguments: dict) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """The handler's answer, or its error in the API's format, as (status, JSON bytes, more
+        headers: an error's own, such as a rate limit's ``Retry-After``)."""
         try:
             body, status = await operation.handler(**arguments)
         except DomainError as error:
             response = domain_error(operation.api, error)
-            return response.status_code, response.body.encode()
+            return response.status_code, response.body.encode(), [
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
         except Exception as error:  # a bug: logged with its traceback, answered without one
             logger.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=error)
             response = sandbox_problem(operation.api, 500, "see the sandbox's log")
-            return response.status_code, response.body.encode()
+            return response.status_code, response.body.encode(), []
         if operation.responses and status in operation.responses:
             problem = _response_problem(operation, status, body)
             if problem is not None:
                 logger.error("%s %s: %s", scope["method"], scope["path"], problem)
                 response = sandbox_problem(operation.api, 500, problem)
-                return response.status_code, response.body.encode()
+                return response.status_code, response.body.encode(), []
         # connexion's own encoding of a handler's answer: json.dumps' defaults and a newline.
-        return status, (json.dumps(body) + "\n").encode()
+        return status, (json.dumps(body) + "\n").encode(), []
 
 
 # -- the steps ------------------------------------------------------------------------------------------

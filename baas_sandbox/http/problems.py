@@ -13,7 +13,7 @@ render these.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from baas_sandbox.domain.errors import (
@@ -79,6 +79,8 @@ class Answer:
 
     status_code: int
     body: str
+    #: Headers that go with it (``Retry-After`` of a rate limit).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def json_answer(status: int, body: dict) -> Answer:
@@ -146,6 +148,8 @@ def domain_error(api: Api, error: DomainError) -> Answer:
             }
             if isinstance(error, InvalidPixKey):
                 body["extra_fields"] = {"violations": error.violations}
-        return json_answer(error.status, body)
+        answer = json_answer(error.status, body)
+        answer.headers = error.headers()
+        return answer
     assert isinstance(error, BankingAuthError)
     return json_answer(error.status, {"code": error.code, "message": error.render_message()})

@@ -30,6 +30,7 @@ EVENT_TYPES = {
     "two_step_validation_failed": "pix",
     "pix_key_activated": "pix",
     "pix_key_request_rejected": "pix",
+    "pix_key_deleted": "pix",
 }
 
 #: What a webhook subscription can ask for: the platform's webhook, any data event, or everything.
@@ -88,6 +89,12 @@ def _translate(event: events.Event) -> tuple[str, dict] | None:
                 "pix_key": event.pix_key, "pix_key_type": event.pix_key_type,
                 "request_failure_reason": event.request_failure_reason, "reason": event.rejection,
                 "rejected_at": event.decided_at}
+        case events.KeyDeleted():
+            return "pix_key_deleted", {
+                "pix_key_request_key": event.pix_key_request_key,
+                "deletion_request_key": event.deletion_request_key, "account_key": event.account_key,
+                "pix_key": event.pix_key, "pix_key_type": event.pix_key_type, "pix_key_status": "inactive",
+                "reason": "user_requested", "deleted_at": event.deleted_at}
     return None
 
 

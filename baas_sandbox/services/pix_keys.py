@@ -1,14 +1,23 @@
-"""Pix key use cases: ask for a key, confirm it with its code, resend the code, list the keys."""
+"""Pix key use cases: ask for a key, confirm it with its code, resend the code, list the keys,
+delete a key, look a key up in DICT (with DICT's anti-scan limit)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+import string
+from dataclasses import dataclass
 
-from baas_sandbox.domain import errors, events
-from baas_sandbox.domain.documents import check_pix_key
+from baas_sandbox.domain import antiscan, errors, events
+from baas_sandbox.domain.documents import check_pix_key, key_type_of
 from baas_sandbox.domain.model import (
+    OWN_BANK_CODE,
+    OWN_BANK_NAME,
+    OWN_ISPB,
+    Account,
+    DictEntry,
     KeyStatus,
+    PersonType,
     PixKeyRequest,
     PixKeyType,
     Rejection,
@@ -47,16 +56,31 @@ def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
 
 
 def seed_waiting_request(sandbox: Sandbox, entry: dict) -> PixKeyRequest:
-    """A fixture key request waiting for its code (``key_requests.yaml``): part of the starting
-    state, like the fixture accounts, so no event is published; its code is in the outbox, as
-    sent. The same rules as a client's request apply (the key, the account, the limit). It has no
+    """A fixture key request (``key_requests.yaml``): part of the starting state, like the fixture
+    accounts, so no event is published. The same rules as a client's request apply (the key, the
+    account, the limit). One waiting for its code has its code in the outbox, as sent, and no
     validation window; a reset stores it again, its code sent again with a new expiry (--code-ttl):
-    the documented twofa examples work on it on a freshly reset sandbox."""
+    the documented twofa examples work on it on a freshly reset sandbox. One with
+    ``request_status: approved`` is an active key (the documented deletion works on it)."""
     account = sandbox.store.account(entry["account_key"])
     tenant = sandbox.store.tenant(account.tenant) if account is not None else None
     if tenant is None:
         raise errors.AccountNotFound(account_key=entry["account_key"])
-    request = _add_key_request(sandbox, tenant, entry["account_key"], PixKeyType(entry["pix_key_type"]),
+    kind = PixKeyType(entry["pix_key_type"])
+    if entry.get("request_status") == "approved":
+        value = entry["pix_key"]
+        request = _add_key_request(sandbox, tenant, entry["account_key"], kind,
+                                   None if kind is PixKeyType.RANDOM else value, None,
+                                   request_key=entry["pix_key_request_key"], validation_window=None)
+        now = sandbox.clock()
+
+        def activate(stored: PixKeyRequest) -> PixKeyRequest:
+            stored.code = None
+            stored.approve(value, now)
+            return stored
+
+        return sandbox.store.change_key_request(request.request_key, activate)
+    request = _add_key_request(sandbox, tenant, entry["account_key"], kind,
                                entry["pix_key"], None, request_key=entry["pix_key_request_key"],
                                code=entry["verification_code"], validation_window=None)
     sandbox.record_outbox(_code_sent(request))
@@ -159,14 +183,141 @@ def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str, cid: str | N
     return request
 
 
-def account_keys(sandbox: Sandbox, tenant: Tenant, account_key: str) -> list[PixKeyRequest]:
-    """The account's keys that are active or being created (rejected requests leave no key)."""
+def account_keys(sandbox: Sandbox, tenant: Tenant, account_key: str,
+                 status: str | None = None) -> list[PixKeyRequest]:
+    """The account's keys: of one status (``pending_confirmation``, ``active``, ``inactive``: the
+    deleted ones), or without one those active or being created. Rejected requests leave no key."""
+    _callers_account(sandbox, tenant, account_key)
+    requests = sandbox.store.key_requests(account_key)
+    if status is None:
+        return [request for request in requests if request.listed and request.claims_key]
+    wanted = KeyStatus(status)
+    return [request for request in requests if request.listed and request.key_status is wanted]
+
+
+def _callers_account(sandbox: Sandbox, tenant: Tenant, account_key: str) -> Account:
     account = sandbox.store.account(account_key)
     if account is None:
         raise errors.AccountNotFound(account_key=account_key)
     if account.tenant != tenant.name:
         raise errors.InvalidPermission(person_key=tenant.requester_key, account_key=account_key)
-    return [request for request in sandbox.store.key_requests(account_key) if request.claims_key]
+    return account
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A key deleted: the request that had created it, and the deletion request's own key."""
+
+    request: PixKeyRequest
+    deletion_key: str
+    at: str
+
+
+def delete_key(sandbox: Sandbox, tenant: Tenant, key_value: str, cid: str | None = None) -> Deletion:
+    """Delete an active key of one of the caller's accounts (DICT reason USER_REQUESTED): it is
+    inactive at once, its value free for anyone and its place in the account's limit freed, in one
+    step of the store. No webhook: the provider documents none for a deletion."""
+    key_type_of(key_value)  # a value that is no key is a bad request, not an unknown key
+    now = sandbox.clock()
+
+    def delete(request: PixKeyRequest) -> PixKeyRequest:
+        if request.tenant != tenant.name:
+            raise errors.NotEnoughPermission(pix_key=key_value)
+        request.delete(now)
+        return request
+
+    request = sandbox.store.change_key(key_value, delete)
+    deletion = Deletion(request, sandbox.ids(), request.key_updated_at)
+    sandbox.publish(events.KeyDeleted(
+        tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key,
+        deletion_request_key=deletion.deletion_key, account_key=request.account.account_key,
+        pix_key=key_value, pix_key_type=str(request.key_type), deleted_at=deletion.at))
+    return deletion
+
+
+#: The 11 characters that end an end-to-end id.
+_E2E_ALPHABET = string.ascii_letters + string.digits
+
+
+def end_to_end_id(now: dt.datetime) -> str:
+    """A Pix end-to-end id: E, the payer's institution's ISPB, yyyyMMddHHmm (UTC) and 11
+    alphanumerics (32 characters)."""
+    return ("E" + OWN_ISPB + now.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M")
+            + "".join(secrets.choice(_E2E_ALPHABET) for _ in range(11)))
+
+
+def lookup_key(sandbox: Sandbox, tenant: Tenant, key_value: str, account_key: str) -> dict:
+    """DICT's answer about a key, for a payment from ``account_key`` (one of the caller's): where
+    the key's account is, or ``exists: false``. Spends the paying account's anti-scan tokens (1 for
+    a key found, 20 for one not found), in one step of the store; an empty bucket answers
+    ``PIX000079`` (429) and nothing about the key."""
+    payer = _callers_account(sandbox, tenant, account_key)
+    key_type_of(key_value)
+    now = sandbox.clock()
+    holder = sandbox.store.key_holder(key_value)
+    found: dict | None = None
+    if holder is not None and holder.key_status is KeyStatus.ACTIVE:
+        found = _own_entry(holder)
+    else:
+        entry = sandbox.store.dict_entry(key_value)
+        if entry is not None:
+            found = _other_institution(entry)
+    cost = antiscan.COST_FOUND if found is not None else antiscan.COST_NOT_FOUND
+    sandbox.store.spend_tokens(
+        payer.account_key,
+        lambda: antiscan.TokenBucket.full(payer.account_key, payer.owner_person_type, now),
+        lambda bucket: bucket.spend(cost, now))
+    if found is None:
+        return {"exists": False, "pix_key": key_value}
+    return {"exists": True, "pix_key": key_value, "end_to_end_id": end_to_end_id(now), **found}
+
+
+#: The sandbox's account types as a lookup names them.
+LOOKUP_ACCOUNT_TYPES = {"checking": "checking_account", "savings": "savings_account", "payment": "payment_account"}
+
+
+def _own_entry(request: PixKeyRequest) -> dict:
+    account = request.account
+    return _lookup_fields(account.owner_name, account.owner_document_number, account.owner_person_type,
+                          str(request.key_type), OWN_ISPB, OWN_BANK_NAME, OWN_BANK_CODE, account.branch_number,
+                          account.account_number, account.account_digit, account.account_type)
+
+
+def _other_institution(entry: DictEntry) -> dict:
+    return _lookup_fields(entry.owner_name, entry.owner_document_number, entry.owner_person_type,
+                          str(entry.pix_key_type), entry.ispb, entry.bank_name, entry.bank_code,
+                          entry.branch_number, entry.account_number, entry.account_digit, entry.account_type)
+
+
+def _lookup_fields(name: str, document: str, person_type: PersonType, key_type: str, ispb: str, bank_name: str,
+                   bank_code: int | None, branch: str, number: str, digit: str, account_type: str) -> dict:
+    return {
+        "pix_key_type": key_type,
+        "name": name,
+        "masked_document_number": masked_document(document, person_type),
+        "owner_person_type": str(person_type),
+        "financial_institution": bank_name,
+        "ispb": ispb,
+        "bank_code": bank_code,
+        "account_branch": branch,
+        "account_number": number,
+        "account_digit": digit,
+        "account_type": LOOKUP_ACCOUNT_TYPES.get(account_type, account_type),
+        "valid": True,
+    }
+
+
+def masked_document(document: str, person_type: PersonType) -> str:
+    """A CPF shows its middle six digits only (``***.635.002-**``), as Pix apps show a payee; a
+    CNPJ, public, is shown whole, formatted (``09.080.702/0001-05``)."""
+    if person_type is PersonType.NATURAL:
+        return f"***.{document[3:6]}.{document[6:9]}-**"
+    return f"{document[:2]}.{document[2:5]}.{document[5:8]}/{document[8:12]}-{document[12:]}"
+
+
+def rate_limits(sandbox: Sandbox) -> list[dict]:
+    now = sandbox.clock()
+    return [bucket.as_dict(now) for bucket in sandbox.store.buckets()]
 
 
 def decide(sandbox: Sandbox, request_key: str) -> None:
@@ -234,7 +385,8 @@ def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: 
               code: str | None = None) -> VerificationCode:
     assert destination is not None
     return VerificationCode(
-        code=code or f"{secrets.randbelow(1_000_000):06d}",
+        # --fixed-verification-code: every code that value (the provider's sandbox: 329329)
+        code=sandbox.settings.fixed_verification_code or code or f"{secrets.randbelow(1_000_000):06d}",
         channel="email" if kind is PixKeyType.EMAIL else "sms",
         destination=destination,
         sent_at=now,

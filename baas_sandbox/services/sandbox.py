@@ -90,6 +90,13 @@ class Settings:
     #: request after which one is dropped (0: never; the default namespace never is).
     max_namespaces: int = 1000
     namespace_idle_ttl: float = 3600.0
+    #: A JSON file every namespace is loaded from at start and saved to (at shutdown, and every
+    #: ``state_save_interval`` seconds when something changed); None: no state is kept.
+    state_file: Path | None = None
+    state_save_interval: float = 5.0
+    #: Every verification code this value (6 digits; the provider's sandbox uses 329329), for tests
+    #: that type it; None: a new random code each time.
+    fixed_verification_code: str | None = None
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
@@ -115,6 +122,8 @@ class Shared:
     #: The ports this sandbox listens on (``Settings.listen_port``, and what its requests tell).
     own_ports: set[int] = field(default_factory=set)
     journal_budget: MemoryBudget = field(default_factory=MemoryBudget)
+    #: The spec's ``NamespaceState`` schema, as JSON Schema: what a snapshot is checked against.
+    state_schema: dict | None = None
 
     def __post_init__(self) -> None:
         if self.settings.listen_port:
@@ -190,6 +199,8 @@ class Sandbox:
         is kept (``DELETE /__admin/requests`` clears it): it shows what led to the reset."""
         self._disarm()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        for entry in self.fixtures.dict_entries:  # checked at load: none clashes with another key
+            self.store.add_dict_entry(entry)
         self._seed_key_requests()
         self.store.scenario_switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
