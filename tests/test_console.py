@@ -127,12 +127,38 @@ def browser_logs(browser) -> list[str]:
         return []
 
 
+def click(browser, selector: str) -> None:
+    """Find and click, again if the list was rebuilt in between (a live update)."""
+    wait(browser).until(lambda d: d.find_element("css selector", selector).click() or True, f"click {selector}")
+
+
+def type_into(browser, selector: str, text: str, clear: bool = False) -> None:
+    def typed(d):
+        element = d.find_element("css selector", selector)
+        if clear:
+            element.clear()
+        element.send_keys(text)
+        return True
+    wait(browser).until(typed, f"type into {selector}")
+
+
+def choose(browser, selector: str, value: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+
+    wait(browser).until(lambda d: Select(d.find_element("css selector", selector)).select_by_value(value) or True,
+                        f"choose {value} in {selector}")
+
+
 def tab(browser, name: str) -> None:
-    css(browser, f'nav.tabs a[data-tab="{name}"]').click()
+    click(browser, f'nav.tabs a[data-tab="{name}"]')
     wait(browser).until(lambda d: d.find_element("id", f"panel-{name}").is_displayed())
 
 
-def shot(browser, name: str) -> None:
+def shot(browser, name: str, at: str | None = None) -> None:
+    """A screenshot for a reviewer, ``at`` an element scrolled to the middle of the window."""
+    if at:
+        browser.execute_script("const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({block: 'center'});", at)
     browser.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
@@ -190,13 +216,13 @@ def test_a_key_made_through_the_api_appears_live_and_turns_active(browser, site)
         item = f'li.key[data-request-key="{rk}"]'
         attribute_is(browser, item, "data-request-status", "pending")  # no reload: the events stream
         # DICT decides after the activation delay, on the namespace's clock: the console's +1 min
-        css(browser, 'button[data-advance="60"]').click()
+        click(browser, 'button[data-advance="60"]')
         attribute_is(browser, item, "data-key-status", "active")
         assert "approved" in css(browser, item).text
-        css(browser, f"{item} button[data-action=history]").click()
+        click(browser, f"{item} button[data-action=history]")
         history = wait_css(browser, f"{item} .history", "pix_key_activated")
         assert "pix_key_request_created" in history.text
-        shot(browser, "key-history")
+        shot(browser, "key-history", at=item)
 
 
 def test_a_code_appears_live_and_validating_it_through_the_api_shows_the_key_active(browser, site):
@@ -212,6 +238,9 @@ def test_a_code_appears_live_and_validating_it_through_the_api_shows_the_key_act
         assert "live.code@example.com" in css(browser, f'li.code[data-request-key="{rk}"]').text
         attribute_is(browser, f'li.code[data-request-key="{rk}"]', "data-code-status", "valid")
         shot(browser, "codes")
+        browser.set_window_size(400, 900)
+        shot(browser, "codes-400")
+        browser.set_window_size(1280, 900)
         answer = client.patch(f"/baas/pix/keys/{rk}/twofa_validation", headers=ORG_A, json={"verification_code": code})
         assert answer.status_code == 200
         client.post("/__admin/clock/advance", json={"seconds": 2}).raise_for_status()
@@ -228,7 +257,7 @@ def test_advancing_the_clock_past_a_codes_expiry_shows_it_expired(browser, site)
         open_console(browser, site, ns, "codes")
         item = f'li.code[data-request-key="{rk}"]'
         attribute_is(browser, item, "data-code-status", "valid")
-        css(browser, 'button[data-advance="3600"]').click()  # the code lives 10 minutes
+        click(browser, 'button[data-advance="3600"]')  # the code lives 10 minutes
         attribute_is(browser, item, "data-code-status", "expired")
         assert "frozen" in css(browser, "#clock-state").text
         shot(browser, "codes-expired")
@@ -237,9 +266,8 @@ def test_advancing_the_clock_past_a_codes_expiry_shows_it_expired(browser, site)
 def test_a_scenario_switched_on_in_the_console_answers_the_next_request(browser, site):
     ns = "scenario"
     open_console(browser, site, ns, "scenarios")
-    switch = wait_css(browser, 'input[data-scenario="limits-reached"]')
-    assert not switch.is_selected()
-    switch.click()
+    assert not wait_css(browser, 'input[data-scenario="limits-reached"]').is_selected()
+    click(browser, 'input[data-scenario="limits-reached"]')
     wait_css(browser, 'li[data-scenario-name="limits-reached"] label', "(on, #1)")
     with api(site, ns) as client:
         answer = client.post("/baas/pix/keys", headers=ORG_A, json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
@@ -252,11 +280,9 @@ def test_a_failing_receivers_delivery_shows_its_attempts_and_redeliver_works(bro
     ns = "webhooks"
     with Receiver(answers=[500] * 3) as receiver, api(site, ns) as client:
         open_console(browser, site, ns, "webhooks")
-        css(browser, "#subscription-url").send_keys(receiver.url)
-        field = css(browser, "#subscription-events")
-        field.clear()
-        field.send_keys("credential_saved")
-        css(browser, "#subscription-add").click()
+        type_into(browser, "#subscription-url", receiver.url)
+        type_into(browser, "#subscription-events", "credential_saved", clear=True)
+        click(browser, "#subscription-add")
         wait_css(browser, "#subscriptions", receiver.url)
         client.post("/banking-auth/v1/credentials", headers=ORG_A | {"account_token": "t"},
                     json={"key": "Tc84Hi3CRyAHFBNIvbc8CuSuvHuGibjf", "provider": "BTG", "type": "PIX"}).raise_for_status()
@@ -265,7 +291,7 @@ def test_a_failing_receivers_delivery_shows_its_attempts_and_redeliver_works(bro
         attempts = browser.find_elements("css selector", f"{delivery} tr.attempt")
         assert len(attempts) == 3 and all("HTTP 500" in row.text and "ms" in row.text for row in attempts)
         shot(browser, "webhooks-failed")
-        css(browser, f"{delivery} button[data-action=redeliver]").click()  # the receiver answers 200 now
+        click(browser, f"{delivery} button[data-action=redeliver]")  # the receiver answers 200 now
         attribute_is(browser, delivery, "data-state", "delivered")
         assert receiver.accepted()
         wait_css(browser, f"{delivery} tbody", "HTTP 200")
@@ -280,15 +306,51 @@ def test_the_journal_shows_a_request_with_the_credential_key_masked(browser, sit
                     json={"key": secret, "provider": "BTG", "type": "PIX"}).raise_for_status()
         client.get("/baas/pix/keys", headers=ORG_A, params={"account_key": SEED_ACCOUNT}).raise_for_status()
     open_console(browser, site, ns, "journal")
-    from selenium.webdriver.support.ui import Select
-    Select(css(browser, "#journal-operation")).select_by_value("post-credentials")
-    row = wait_css(browser, "#journal tr[data-status='201']", "/banking-auth/v1/credentials")
+    choose(browser, "#journal-operation", "post-credentials")
+    wait_css(browser, "#journal tr[data-status='201']", "/banking-auth/v1/credentials")
     assert "/baas/pix/keys" not in css(browser, "#journal").text  # the filter
-    row.find_element("css selector", "button[data-action=journal-detail]").click()
+    click(browser, "#journal tr[data-status='201'] button[data-action=journal-detail]")
     body = wait_css(browser, "#journal-detail .request-body", '"****"')
     assert secret not in body.text and secret not in browser.page_source
     assert "Credential saved" in css(browser, "#journal-detail .response-body").text
-    shot(browser, "journal")
+    shot(browser, "journal", at="#journal-detail")
+
+
+def test_a_key_is_deleted_from_the_console_and_its_history_says_so(browser, site):
+    ns = "delete"
+    with api(site, ns) as client:
+        client.put("/__admin/clock", json={"frozen": True}).raise_for_status()
+        rk = client.post("/baas/pix/keys", headers=ORG_A, json={
+            "account_key": SEED_ACCOUNT, "pix_key_type": "cnpj", "pix_key": SEED_CNPJ}).json()["pix_key_request_key"]
+        client.post("/__admin/clock/advance", json={"seconds": 2}).raise_for_status()
+        open_console(browser, site, ns)
+        item = f'li.key[data-request-key="{rk}"]'
+        attribute_is(browser, item, "data-key-status", "active")
+        click(browser, f"{item} button[data-action=delete-key]")
+        status_says(browser, "Key deleted")
+        attribute_is(browser, item, "data-key-status", "inactive")
+        listed = client.get("/baas/pix/keys", headers=ORG_A, params={"account_key": SEED_ACCOUNT}).json()["pix_keys"]
+        assert not any(k["pix_key"] == SEED_CNPJ and k["pix_key_status"] == "active" for k in listed)
+        click(browser, f"{item} button[data-action=history]")
+        wait_css(browser, f"{item} .history", "pix_key_deleted")
+        shot(browser, "key-deleted", at=item)
+
+
+def test_a_lookup_from_the_console_spends_its_bucket_and_the_clock_refills_it(browser, site):
+    ns = "rate-limits"
+    with api(site, ns) as client:
+        client.put("/__admin/clock", json={"frozen": True}).raise_for_status()
+    open_console(browser, site, ns, "rate-limits")
+    choose(browser, "#lookup-account", SEED_ACCOUNT)
+    type_into(browser, "#lookup-key", "nobody.here@example.com")
+    click(browser, "#lookup-submit")
+    wait_css(browser, "#lookup-answer", "Not found")
+    bucket = f'tr[data-bucket="{SEED_ACCOUNT}"]'
+    attribute_is(browser, bucket, "data-tokens", "980")  # 1,000 for a legal person, 20 for a key not found
+    shot(browser, "rate-limits")
+    click(browser, 'button[data-advance="3600"]')  # 2 a minute: full again
+    wait(browser).until(lambda d: not d.find_elements("css selector", bucket)
+                        or d.find_element("css selector", bucket).get_attribute("data-tokens") == "1000")
 
 
 def test_events_are_listed_filtered_and_readable(browser, site):
@@ -299,29 +361,27 @@ def test_events_are_listed_filtered_and_readable(browser, site):
                     json={"key": "k", "provider": "BTG", "type": "PIX"})
     open_console(browser, site, ns, "events")
     wait_css(browser, "#events", "credential_saved")
-    from selenium.webdriver.support.ui import Select
-    Select(css(browser, "#events-filter")).select_by_value("pix_key_request_created")
+    choose(browser, "#events-filter", "pix_key_request_created")
     wait(browser).until(lambda d: "credential_saved" not in d.find_element("id", "events").text)
-    css(browser, "#events li.event summary").click()
+    click(browser, "#events li.event summary")
     assert '"event_type": "pix_key_request_created"' in wait_css(browser, "#events pre.json").text
     shot(browser, "events")
 
 
 def test_a_new_user_walks_a_cnpj_key_an_email_key_and_a_scenario(browser, site):
     """From the front door, in the default namespace, reading no JSON: everything through the console."""
-    from selenium.webdriver.support.ui import Select
 
     browser.set_window_size(1280, 900)
     browser.get(site + "/")
     browser.find_element("link text", "the console").click()
     wait(browser).until(lambda d: d.find_element("css selector", "body").get_attribute("data-ready") == "true")
     # A new legal-person account, its CNPJ filled by the page
-    css(browser, "#new-account summary").click()
-    Select(css(browser, "#account-type")).select_by_value("legal")
-    css(browser, "#account-generate").click()
+    click(browser, "#new-account summary")
+    choose(browser, "#account-type", "legal")
+    click(browser, "#account-generate")
     cnpj = css(browser, "#account-document").get_attribute("value")
     assert len(cnpj) == 14 and cnpj[0] in "06789"
-    css(browser, "#account-create").click()
+    click(browser, "#account-create")
     status_says(browser, "Account created")
     account_key = wait(browser).until(lambda d: d.execute_script(
         "const a = [...document.querySelectorAll('article.account')].find(a => a.textContent.includes(arguments[0]));"
@@ -329,50 +389,48 @@ def test_a_new_user_walks_a_cnpj_key_an_email_key_and_a_scenario(browser, site):
     card = f'article[data-account-key="{account_key}"]'
     # CNPJ key: the form offers the owner's CNPJ
     assert css(browser, f"#key-value-{account_key}").get_attribute("value") == cnpj
-    css(browser, f"{card} button[data-action=request-key]").click()
+    click(browser, f"{card} button[data-action=request-key]")
     status_says(browser, "Key requested")
     wait_css(browser, f"{card} li.key", cnpj)
-    css(browser, 'button[data-advance="60"]').click()
+    click(browser, 'button[data-advance="60"]')
     attribute_is(browser, f"{card} li.key", "data-key-status", "active")
-    shot(browser, "walk-cnpj-active")
+    shot(browser, "walk-cnpj-active", at=card)
     # Email key: the code is copied from the Codes panel and pasted into the key's form
-    Select(css(browser, f"#key-type-{account_key}")).select_by_value("email")
-    value = css(browser, f"#key-value-{account_key}")
-    value.clear()
-    value.send_keys("walk@example.com")
-    css(browser, f"{card} button[data-action=request-key]").click()
+    choose(browser, f"#key-type-{account_key}", "email")
+    type_into(browser, f"#key-value-{account_key}", "walk@example.com", clear=True)
+    click(browser, f"{card} button[data-action=request-key]")
     status_says(browser, "Key requested")
     email_key = f"{card} li.key[data-request-status=pending_validation]"
     rk = wait_css(browser, email_key).get_attribute("data-request-key")
     tab(browser, "codes")
     code_item = f'li.code[data-request-key="{rk}"]'
     code = wait_css(browser, f"{code_item} .code-value").text
-    css(browser, f"{code_item} button[data-action=copy]").click()
+    click(browser, f"{code_item} button[data-action=copy]")
     status_says(browser, f"Code {code} copied")
     shot(browser, "walk-code")
     tab(browser, "accounts")
-    css(browser, f"#code-{rk}").send_keys(code)
-    css(browser, f'li.key[data-request-key="{rk}"] button[data-action=validate]').click()
+    type_into(browser, f"#code-{rk}", code)
+    click(browser, f'li.key[data-request-key="{rk}"] button[data-action=validate]')
     status_says(browser, "Code accepted")
-    css(browser, 'button[data-advance="60"]').click()
+    click(browser, 'button[data-advance="60"]')
     attribute_is(browser, f'li.key[data-request-key="{rk}"]', "data-key-status", "active")
-    shot(browser, "walk-email-active")
+    shot(browser, "walk-email-active", at=f'li.key[data-request-key="{rk}"]')
     # A scenario: keys refused with the limit's error, seen in the console's status line
     tab(browser, "scenarios")
-    css(browser, 'input[data-scenario="limits-reached"]').click()
+    click(browser, 'input[data-scenario="limits-reached"]')
     wait_css(browser, 'li[data-scenario-name="limits-reached"] label', "(on")
     tab(browser, "accounts")
-    Select(css(browser, f"#key-type-{account_key}")).select_by_value("random_key")
-    css(browser, f"{card} button[data-action=request-key]").click()
+    choose(browser, f"#key-type-{account_key}", "random_key")
+    click(browser, f"{card} button[data-action=request-key]")
     status_says(browser, "PIX000014")
-    shot(browser, "walk-scenario-error")
+    shot(browser, "walk-scenario-error", at=card)
     tab(browser, "scenarios")
-    css(browser, 'input[data-scenario="limits-reached"]').click()
+    click(browser, 'input[data-scenario="limits-reached"]')
     wait_css(browser, 'li[data-scenario-name="limits-reached"] label', "(off)")
     # the clock back to real time, the namespace back to its fixtures (leave the default namespace clean)
-    css(browser, "#clock-real").click()
-    css(browser, "#reset").click()
-    css(browser, "#reset").click()
+    click(browser, "#clock-real")
+    click(browser, "#reset")
+    click(browser, "#reset")
     status_says(browser, "reset to the fixtures")
 
 
@@ -382,7 +440,7 @@ def test_with_an_admin_token_the_console_asks_for_it_once(browser):
         field = wait(browser).until(lambda d: d.find_element("id", "token-input").is_displayed() and d.find_element("id", "token-input"))
         shot(browser, "token-dialog")
         field.send_keys("console-secret")
-        css(browser, "#token-save").click()
+        click(browser, "#token-save")
         wait(browser).until(lambda d: d.find_element("css selector", "body").get_attribute("data-ready") == "true")
         wait_css(browser, f'article[data-account-key="{SEED_ACCOUNT}"]')
         assert browser.execute_script("return sessionStorage.getItem('baas-sandbox-admin-token')") == "console-secret"

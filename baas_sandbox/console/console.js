@@ -338,7 +338,7 @@
     renderAccounts();
   }
 
-  const DELETE_OP = () => productOp((id, e) => e.method === "DELETE" && /pix\/keys/.test(e.path));
+  const DELETE_OP = () => productOp((id, e) => id === "delete-pix-key" || (e.method === "DELETE" && /pix\/keys\/\{pix_key\}$/.test(e.path)));
 
   let renderedAccounts = "";
   function renderAccounts() {
@@ -824,19 +824,63 @@
 
   async function loadRateLimits() {
     const root = $("rate-limits");
-    const entry = adminPath((id, e) => e.method === "GET" && /rate-limits$/.test(e.path));
+    const entry = adminPath((id, e) => id === "list-rate-limits" || (e.method === "GET" && /rate-limits$/.test(e.path)));
     if (!entry) {
-      root.replaceChildren(h("p", {class: "muted", text: "This sandbox's API has no rate limits yet (no GET /__admin/rate-limits in its spec)."}));
+      root.replaceChildren(h("p", {class: "muted", text: "This sandbox's API has no rate limits (no GET /__admin/rate-limits in its spec)."}));
       return;
     }
-    const data = await admin("GET", entry.path.replace(/^\/__admin/, ""));
-    const buckets = data.buckets || data.rate_limits || [];
-    const table = h("table", {class: "table"}, h("caption", {text: "DICT anti-scan buckets and their tokens"}));
-    const columns = buckets.length ? Object.keys(buckets[0]).filter((k) => typeof buckets[0][k] !== "object") : [];
-    table.append(h("thead", {}, h("tr", {}, columns.map((c) => h("th", {scope: "col", text: c})))),
-      h("tbody", {}, buckets.map((b) => h("tr", {"data-bucket": b.bucket || b.name || ""}, columns.map((c) => h("td", {text: b[c] === null ? "—" : String(b[c])}))))));
-    root.replaceChildren(table);
-    if (!buckets.length) root.append(h("p", {class: "muted", text: "No buckets used yet."}));
+    const data = await admin("GET", "/rate-limits");
+    const buckets = data.buckets || [];
+    const table = h("table", {class: "table buckets"},
+      h("caption", {class: "visually-hidden", text: "Anti-scan buckets and their tokens"}),
+      h("thead", {}, h("tr", {}, ["Paying account", "Policy", "Tokens", "Refill", "Cost: found / not found"].map((t) => h("th", {scope: "col", text: t})))),
+      h("tbody", {}, buckets.map((b) => {
+        const account = state.accounts.find((a) => a.account_key === b.account_key);
+        const tokens = Math.floor(b.tokens * 10) / 10;
+        return h("tr", {"data-bucket": b.account_key, "data-tokens": String(tokens)},
+          h("td", {}, account ? account.owner_name : "", " ", h("code", {class: "small", text: b.account_key}), ` (${b.person_type})`),
+          h("td", {text: b.policy}),
+          h("td", {}, h("meter", {min: "0", max: String(b.capacity), value: String(Math.max(0, b.tokens)),
+            "aria-label": `${tokens} of ${b.capacity} tokens`}), ` ${tokens} / ${b.capacity}`),
+          h("td", {text: `${b.refill_per_minute} a minute`}),
+          h("td", {text: `${b.cost_found} / ${b.cost_not_found}`}));
+      })));
+    if (!$("lookup-box")) {
+      root.replaceChildren(h("p", {class: "hint", text: "DICT's anti-scan limit on key lookups: each paying account has a bucket of tokens, "
+        + "refilled on the namespace's clock; a key found costs less than a key not found, an empty bucket answers 429. "
+        + "Accounts that looked nothing up since the last reset have full buckets and are not listed."}),
+        h("div", {id: "lookup-box"}, lookupForm()), h("div", {id: "buckets"}));
+    }
+    $("buckets").replaceChildren(buckets.length ? table : h("p", {class: "muted", text: "No lookups since the last reset: every bucket is full."}));
+  }
+
+  // A DICT lookup through the product API (GET /baas/pix/keys/{pix_key}), paid from an account's bucket.
+  function lookupForm() {
+    if (!state.productOps.has("lookup-pix-key")) return h("p", {class: "muted", text: "No key lookup in this sandbox's product API."});
+    const payer = h("select", {id: "lookup-account"}, state.accounts.filter((a) => a.status === "open").map((a) =>
+      h("option", {value: a.account_key, text: `${a.owner_name} (${a.tenant})`})));
+    const key = h("input", {id: "lookup-key", required: true, autocomplete: "off", placeholder: "+5521998765432"});
+    return h("div", {},
+      h("form", {class: "inline-form", "aria-label": "Look a key up in DICT", onsubmit: (event) => {
+        event.preventDefault();
+        const account = state.accounts.find((a) => a.account_key === payer.value);
+        act("Lookup answered.", async () => {
+          let text;
+          try {
+            const found = await product("GET", `/baas/pix/keys/${encodeURIComponent(key.value.trim())}?account_key=${encodeURIComponent(account.account_key)}`, account.tenant);
+            text = found.exists ? `Found: ${found.pix_key_type} key of ${found.name} (${found.masked_document_number}) at ${found.financial_institution}, branch ${found.account_branch}, account ${found.account_number}-${found.account_digit}`
+              : `Not found: no one holds ${found.pix_key} in DICT`;
+          } catch (error) {
+            text = "Refused: " + error.message;
+          }
+          $("lookup-answer").textContent = text;
+          await loadRateLimits();
+        });
+      }},
+      h("label", {for: "lookup-account", text: "Paying account"}), payer,
+      h("label", {for: "lookup-key", text: "Key"}), key,
+      h("button", {type: "submit", id: "lookup-submit", text: "Look it up"})),
+      h("p", {id: "lookup-answer", role: "status", "aria-live": "polite"}));
   }
 
   // ---------- loading, refreshing ----------
@@ -870,6 +914,7 @@
   }
 
   async function loadAll() {
+    $("rate-limits").replaceChildren();
     state.codes = [];
     state.events = [];
     state.keyRequests = [];
