@@ -448,3 +448,13 @@ def test_with_an_admin_token_the_console_asks_for_it_once(browser):
         wait(browser).until(lambda d: d.find_element("css selector", "body").get_attribute("data-ready") == "true")
         assert not css(browser, "#token-dialog").is_displayed()
         browser.execute_script("sessionStorage.clear()")
+
+
+def test_without_a_browser_the_tests_skip_saying_why_but_fail_in_ci(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium chromium-driver"):
+        _browser_paths()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: .*chromium"):
+        _browser_paths()
