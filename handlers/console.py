@@ -65,6 +65,7 @@ async def list_key_requests(account_key: str | None = None, tenant: str | None =
     requests = []
     for account in accounts:
         for request in store.key_requests(account.account_key):
-            requests.append(key_request_body(request) | {"tenant": account.tenant})
+            requests.append(key_request_body(request) | {"tenant": account.tenant,
+                                                          "claim_lock": getattr(request, "claim_lock", None)})
     requests.sort(key=lambda r: r["created_at"], reverse=True)
     return {"key_requests": requests}, 200

@@ -114,7 +114,7 @@ def attribute_is(browser, selector: str, name: str, value: str) -> None:
         wait(browser).until(lambda d: d.find_element("css selector", selector).get_attribute(name) == value)
     except TimeoutException:
         raise AssertionError(f"{selector}[{name}={value!r}] not seen within {WAIT} s; the console says: "
-                             f"{css(browser, '#status').text!r}; events: {css(browser, '#events-count').text!r}; "
+                             f"{text_of(browser, '#status')!r}; events: {text_of(browser, '#events-count')!r}; "
                              f"keys: {[k.get_attribute('data-request-key') + ' ' + k.get_attribute('data-request-status') for k in browser.find_elements('css selector', 'li.key')]}; "
                              f"logs: {browser_logs(browser)}; loads: "
                              + browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name.replace(/^.*__admin/, '') + '@' + Math.round(e.startTime)).join(' ')")) from None
@@ -150,6 +150,11 @@ def choose(browser, selector: str, value: str) -> None:
                         f"choose {value} in {selector}")
 
 
+def text_of(browser, selector: str) -> str:
+    """The element's text, read again if a live update rebuilt it meanwhile."""
+    return wait(browser).until(lambda d: d.find_element("css selector", selector).text or " ", f"text of {selector}")
+
+
 def tab(browser, name: str) -> None:
     click(browser, f'nav.tabs a[data-tab="{name}"]')
     wait(browser).until(lambda d: d.find_element("id", f"panel-{name}").is_displayed())
@@ -173,9 +178,9 @@ def test_the_front_door_links_the_console_and_it_shows_the_seed_account(browser,
     browser.find_element("link text", "the console").click()
     wait(browser).until(lambda d: d.find_element("css selector", "body").get_attribute("data-ready") == "true")
     assert browser.current_url.startswith(site + "/__admin/console")
-    card = wait_css(browser, f'article[data-account-key="{SEED_ACCOUNT}"]', SEED_CNPJ)
-    assert "VOVO LUCIA" in card.text
-    assert "org-a" in css(browser, "#accounts").text
+    wait_css(browser, f'article[data-account-key="{SEED_ACCOUNT}"]', SEED_CNPJ)
+    assert "VOVO LUCIA" in text_of(browser, f'article[data-account-key="{SEED_ACCOUNT}"]')
+    assert "org-a" in text_of(browser, "#accounts")
     shot(browser, "accounts-1280")
     browser.set_window_size(400, 900)
     wait_css(browser, f'article[data-account-key="{SEED_ACCOUNT}"]')
@@ -218,10 +223,10 @@ def test_a_key_made_through_the_api_appears_live_and_turns_active(browser, site)
         # DICT decides after the activation delay, on the namespace's clock: the console's +1 min
         click(browser, 'button[data-advance="60"]')
         attribute_is(browser, item, "data-key-status", "active")
-        assert "approved" in css(browser, item).text
+        assert "approved" in text_of(browser, item)
         click(browser, f"{item} button[data-action=history]")
-        history = wait_css(browser, f"{item} .history", "pix_key_activated")
-        assert "pix_key_request_created" in history.text
+        wait_css(browser, f"{item} .history", "pix_key_activated")
+        assert "pix_key_request_created" in text_of(browser, f"{item} .history")
         shot(browser, "key-history", at=item)
 
 
@@ -233,9 +238,9 @@ def test_a_code_appears_live_and_validating_it_through_the_api_shows_the_key_act
         created = client.post("/baas/pix/keys", headers=ORG_A, json={
             "account_key": SEED_ACCOUNT, "pix_key_type": "email", "pix_key": "live.code@example.com"}).json()
         rk = created["pix_key_request_key"]
-        code = wait_css(browser, f'li.code[data-request-key="{rk}"] .code-value').text
+        code = text_of(browser, f'li.code[data-request-key="{rk}"] .code-value')
         assert len(code) == 6 and code.isdigit()
-        assert "live.code@example.com" in css(browser, f'li.code[data-request-key="{rk}"]').text
+        assert "live.code@example.com" in text_of(browser, f'li.code[data-request-key="{rk}"]')
         attribute_is(browser, f'li.code[data-request-key="{rk}"]', "data-code-status", "valid")
         shot(browser, "codes")
         browser.set_window_size(400, 900)
@@ -259,21 +264,21 @@ def test_advancing_the_clock_past_a_codes_expiry_shows_it_expired(browser, site)
         attribute_is(browser, item, "data-code-status", "valid")
         click(browser, 'button[data-advance="3600"]')  # the code lives 10 minutes
         attribute_is(browser, item, "data-code-status", "expired")
-        assert "frozen" in css(browser, "#clock-state").text
+        assert "frozen" in text_of(browser, "#clock-state")
         shot(browser, "codes-expired")
 
 
 def test_a_scenario_switched_on_in_the_console_answers_the_next_request(browser, site):
     ns = "scenario"
     open_console(browser, site, ns, "scenarios")
-    assert not wait_css(browser, 'input[data-scenario="limits-reached"]').is_selected()
+    assert not wait(browser).until(lambda d: [d.find_element("css selector", 'input[data-scenario="limits-reached"]').is_selected()])[0]
     click(browser, 'input[data-scenario="limits-reached"]')
     wait_css(browser, 'li[data-scenario-name="limits-reached"] label', "(on, #1)")
     with api(site, ns) as client:
         answer = client.post("/baas/pix/keys", headers=ORG_A, json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
         assert answer.status_code == 400 and answer.json()["code"] == "PIX000014"
     wait_css(browser, 'li[data-scenario-name="limits-reached"] td.applied', "1")  # counts refresh
-    shot(browser, "scenarios")
+    shot(browser, "scenarios", at='li[data-scenario-name="limits-reached"]')
 
 
 def test_a_failing_receivers_delivery_shows_its_attempts_and_redeliver_works(browser, site):
@@ -288,8 +293,9 @@ def test_a_failing_receivers_delivery_shows_its_attempts_and_redeliver_works(bro
                     json={"key": "Tc84Hi3CRyAHFBNIvbc8CuSuvHuGibjf", "provider": "BTG", "type": "PIX"}).raise_for_status()
         delivery = 'li.delivery'
         attribute_is(browser, delivery, "data-state", "failed")
-        attempts = browser.find_elements("css selector", f"{delivery} tr.attempt")
-        assert len(attempts) == 3 and all("HTTP 500" in row.text and "ms" in row.text for row in attempts)
+        attempts = browser.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(row => row.textContent)", f"{delivery} tr.attempt")
+        assert len(attempts) == 3 and all("HTTP 500" in row and "ms" in row for row in attempts), attempts
         shot(browser, "webhooks-failed")
         click(browser, f"{delivery} button[data-action=redeliver]")  # the receiver answers 200 now
         attribute_is(browser, delivery, "data-state", "delivered")
@@ -308,11 +314,11 @@ def test_the_journal_shows_a_request_with_the_credential_key_masked(browser, sit
     open_console(browser, site, ns, "journal")
     choose(browser, "#journal-operation", "post-credentials")
     wait_css(browser, "#journal tr[data-status='201']", "/banking-auth/v1/credentials")
-    assert "/baas/pix/keys" not in css(browser, "#journal").text  # the filter
+    assert "/baas/pix/keys" not in text_of(browser, "#journal")  # the filter
     click(browser, "#journal tr[data-status='201'] button[data-action=journal-detail]")
-    body = wait_css(browser, "#journal-detail .request-body", '"****"')
-    assert secret not in body.text and secret not in browser.page_source
-    assert "Credential saved" in css(browser, "#journal-detail .response-body").text
+    wait_css(browser, "#journal-detail .request-body", '"****"')
+    assert secret not in text_of(browser, "#journal-detail .request-body") and secret not in browser.page_source
+    assert "Credential saved" in text_of(browser, "#journal-detail .response-body")
     shot(browser, "journal", at="#journal-detail")
 
 
@@ -364,7 +370,7 @@ def test_events_are_listed_filtered_and_readable(browser, site):
     choose(browser, "#events-filter", "pix_key_request_created")
     wait(browser).until(lambda d: "credential_saved" not in d.find_element("id", "events").text)
     click(browser, "#events li.event summary")
-    assert '"event_type": "pix_key_request_created"' in wait_css(browser, "#events pre.json").text
+    assert '"event_type": "pix_key_request_created"' in text_of(browser, "#events pre.json")
     shot(browser, "events")
 
 
@@ -404,7 +410,7 @@ def test_a_new_user_walks_a_cnpj_key_an_email_key_and_a_scenario(browser, site):
     rk = wait_css(browser, email_key).get_attribute("data-request-key")
     tab(browser, "codes")
     code_item = f'li.code[data-request-key="{rk}"]'
-    code = wait_css(browser, f"{code_item} .code-value").text
+    code = text_of(browser, f"{code_item} .code-value")
     click(browser, f"{code_item} button[data-action=copy]")
     status_says(browser, f"Code {code} copied")
     shot(browser, "walk-code")
@@ -458,3 +464,19 @@ def test_without_a_browser_the_tests_skip_saying_why_but_fail_in_ci(monkeypatch)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true: .*chromium"):
         _browser_paths()
+
+
+def test_a_refused_scenario_edit_is_shown_with_its_reason(browser, tmp_path):
+    import time
+
+    from tests.test_scenarios import fixtures_with, outage_rule, write_scenario
+
+    directory = fixtures_with(tmp_path, live=outage_rule())
+    with live_server(fixtures_dir=directory) as (url, _sandbox):
+        time.sleep(0.1)  # a later modification time than the first version's
+        write_scenario(directory, "live", outage_rule().replace("502", "418"))
+        browser.get(url + "/__admin/console#scenarios")
+        wait(browser, 20).until(lambda d: "Last edit refused" in d.find_element("id", "scenarios").text)
+        text = text_of(browser, 'li[data-scenario-name="live"]')
+        assert "status 418 is not documented for post-credentials" in text
+        shot(browser, "scenarios-refused", at='li[data-scenario-name="live"]')

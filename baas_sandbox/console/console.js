@@ -81,6 +81,16 @@
     return c.frozen ? c.now : c.now + (performance.now() - c.at);
   }
 
+  // A list polled or refreshed again is rebuilt only when what it shows changed: a screen reader
+  // is not interrupted, an open detail or a focused control is left alone.
+  const rendered = new Map();
+  function unchanged(name, data) {
+    const signature = JSON.stringify([state.namespace, data]);
+    if (rendered.get(name) === signature) return true;
+    rendered.set(name, signature);
+    return false;
+  }
+
   // ---------- HTTP ----------
 
   function adminHeaders(extra) {
@@ -429,7 +439,8 @@
         h("strong", {class: "key-type", text: key.pix_key_type}), " ",
         h("code", {class: "key-value", text: key.pix_key || "(assigned when approved)"}), " ",
         h("span", {class: "badge request-status " + statusClass(request.request_status), text: "request: " + request.request_status}), " ",
-        h("span", {class: "badge key-status " + statusClass(key.pix_key_status), text: "key: " + key.pix_key_status})),
+        h("span", {class: "badge key-status " + statusClass(key.pix_key_status), text: "key: " + key.pix_key_status}),
+        request.claim_lock ? h("span", {class: "badge warn", text: "locked by claim " + request.claim_lock}) : null),
       h("div", {class: "muted small"}, "request ", h("code", {text: rk}), " · created ", showTime(parseTime(request.created_at)),
         request.request_failure_reason ? h("span", {class: "failure", text: " · " + request.request_failure_reason}) : null));
     const actions = h("div", {class: "actions"});
@@ -453,7 +464,7 @@
           })})));
     }
     const del = DELETE_OP();
-    if (del && key.pix_key_status === "active" && key.pix_key) {
+    if (del && key.pix_key_status === "active" && key.pix_key && !request.claim_lock) {
       actions.append(h("button", {type: "button", class: "danger", "data-action": "delete-key", text: "Delete the key",
         onclick: () => deleteKey(account, request, del)}));
     }
@@ -664,6 +675,7 @@
 
   async function loadSubscriptions() {
     const data = await admin("GET", "/webhooks/subscriptions");
+    if (unchanged("subscriptions", data)) return;
     $("subscriptions").replaceChildren(...data.subscriptions.map((s) => h("li", {class: "card", "data-subscription-id": s.id},
       h("div", {}, h("code", {text: s.url}), " ", h("span", {class: "badge " + (s.circuit === "closed" ? "ok" : "warn"), text: "circuit " + s.circuit}),
         " ", h("span", {class: "muted", text: `${s.pending} pending`})),
@@ -680,6 +692,7 @@
   async function loadDeliveries() {
     const stateFilter = $("deliveries-state").value;
     const data = await admin("GET", "/webhooks/deliveries" + (stateFilter ? "?state=" + stateFilter : ""));
+    if (unchanged("deliveries", [stateFilter, data])) return;
     const open = new Set([...$("deliveries").querySelectorAll("details[open]")].map((d) => d.dataset.deliveryId));
     const deliveries = [...data.deliveries].reverse();
     $("deliveries").replaceChildren(...deliveries.map((d) => h("li", {class: "card delivery", "data-delivery-id": d.id, "data-state": d.state},
@@ -708,6 +721,7 @@
 
   async function loadScenarios(data) {
     data = data || await admin("GET", "/scenarios");
+    if (unchanged("scenarios", data)) return;
     const active = data.active;
     $("scenarios-count").textContent = active.length ? String(active.length) : "";
     const refused = data.refused || [];
@@ -730,7 +744,7 @@
           h("caption", {class: "visually-hidden", text: "Rules of " + s.name}),
           h("thead", {}, h("tr", {}, ["Rule", "Operations", "Budget", "Effects", "Matched", "Applied"].map((t) => h("th", {scope: "col", text: t})))),
           h("tbody", {}, s.rules.map((r) => h("tr", {},
-            h("td", {text: r.name}), h("td", {text: (r.operations || []).join(", ")}), h("td", {text: r.budget}),
+            h("td", {text: r.name}), h("td", {text: (r.operations || []).join(", ") || "every operation"}), h("td", {text: r.budget}),
             h("td", {text: (r.effects || []).join(", ")}), h("td", {class: "matched", text: String(r.matched)}),
             h("td", {class: "applied", text: String(r.applied)}))))));
     }));
@@ -744,6 +758,7 @@
     if ($("journal-status").value) params.set("status", $("journal-status").value);
     params.set("limit", "200");
     const data = await admin("GET", "/requests?" + params);
+    if (unchanged("journal", [String(params), data])) return;
     $("journal").replaceChildren(...data.requests.map((r) => h("tr", {"data-request-id": r.id, "data-status": r.status},
       h("td", {text: showTime(parseTime(r.time))}),
       h("td", {}, h("code", {text: `${r.method} ${r.path}${r.query ? "?" + r.query : ""}`})),
@@ -830,6 +845,7 @@
       return;
     }
     const data = await admin("GET", "/rate-limits");
+    if ($("lookup-box") && unchanged("rate-limits", data)) return;
     const buckets = data.buckets || [];
     const table = h("table", {class: "table buckets"},
       h("caption", {class: "visually-hidden", text: "Anti-scan buckets and their tokens"}),
@@ -914,6 +930,8 @@
   }
 
   async function loadAll() {
+    rendered.clear();
+    renderedAccounts = "";
     $("rate-limits").replaceChildren();
     state.codes = [];
     state.events = [];
