@@ -178,7 +178,7 @@
       if (label) say(label, "ok");
       return result;
     } catch (error) {
-      say((label ? label.replace(/\.$/, "") + " failed: " : "") + error.message, "error");
+      say((error.status >= 400 ? "Refused (HTTP " + error.status + "): " : "Failed: ") + error.message, "error");
       return undefined;
     }
   }
