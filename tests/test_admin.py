@@ -28,7 +28,7 @@ def test_reset_returns_to_the_fixtures(client):
 
     response = client.post("/__admin/reset")
     assert response.status_code == 200
-    assert response.json() == {"message": "Sandbox reset to fixtures", "tenants": 2, "accounts": 8}
+    assert response.json() == {"message": "Sandbox reset to fixtures", "tenants": 2, "accounts": 9}
     assert listed_keys(client, SEED_ACCOUNT) == []
     assert client.get("/__admin/webhooks").json() == {"webhooks": []}
     assert added not in {a["account_key"] for a in client.get("/__admin/accounts").json()["accounts"]}

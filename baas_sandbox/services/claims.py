@@ -99,10 +99,8 @@ def create_claim(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: s
 
 def validate_code(sandbox: Sandbox, tenant: Tenant, claim_key: str, code: str, cid: str | None = None) -> Claim:
     now = sandbox.clock()
-    claim = _change(sandbox, tenant, claim_key, lambda claim: claim.validate_claimer_code(code, now), now,
-                    counted=(errors.WrongCode, errors.ClaimTooManyWrongCodes), cid=cid)
-    _schedule_windows(sandbox, claim)
-    return claim
+    return _change(sandbox, tenant, claim_key, lambda claim: claim.validate_claimer_code(code, now), now,
+                   counted=(errors.WrongCode, errors.ClaimTooManyWrongCodes), cid=cid)
 
 
 def simulate_response(sandbox: Sandbox, tenant: Tenant, claim_key: str, action: str, cid: str | None = None) -> Claim:
@@ -262,6 +260,7 @@ def _change(sandbox: Sandbox, tenant: Tenant, claim_key: str, change: Callable[[
     claim, before, refusal = sandbox.store.change_claim(claim_key, step, now)
     if claim.status is not before:
         sandbox.publish(_status_event(claim, cid))
+        _schedule_windows(sandbox, claim)
     if refusal is not None:
         raise refusal
     return claim
