@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,10 @@ class Specs:
     def account_schema(self) -> dict:
         return to_json_schema(self.admin["components"]["schemas"]["AccountRequest"])
 
+    @functools.cached_property
+    def state_schema(self) -> dict:
+        """A namespace's snapshot (``GET|PUT /__admin/state``, the state file's namespaces)."""
+        return to_json_schema(self.admin["components"]["schemas"]["NamespaceState"])
     @property
     def dict_entry_schema(self) -> dict:
         return to_json_schema(self.admin["components"]["schemas"]["DictEntryRequest"])
@@ -94,8 +99,8 @@ def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
         problems.append(exc)
     if problems:
         raise type(problems[0]).several(problems)
-    namespaces = Namespaces(Shared(settings, fixtures, scenarios), max_namespaces=settings.max_namespaces,
-                            idle_ttl=settings.namespace_idle_ttl)
+    namespaces = Namespaces(Shared(settings, fixtures, scenarios, state_schema=specs.state_schema),
+                            max_namespaces=settings.max_namespaces, idle_ttl=settings.namespace_idle_ttl)
     namespaces.get(DEFAULT)
     return namespaces
 
@@ -115,6 +120,8 @@ class SandboxApp:
         self._lock = threading.Lock()
         self._entry: Any = self._full_pipeline
         self.requests_seen = 0  # HTTP requests and WebSocket connections so far
+        self._saved: tuple | None = None  # the fingerprint of the state last saved to --state-file
+        self._write_lock = threading.Lock()
         self._port_learned = False
         if settings.express_lane:
             operations = express.compile_operations(
@@ -220,6 +227,8 @@ class SandboxApp:
         # the server: it starts a moment after the server does, so the first answers do not wait
         # for it (a request that needs the full pipeline sooner starts it at once).
         starting = asyncio.get_running_loop().call_later(BUILD_DELAY, self.start_building)
+        if self.settings.state_file is not None:
+            tasks.append(asyncio.create_task(self._save_periodically(stop)))
         if self.settings.collect_when_idle:
             from baas_sandbox.gc_policy import collect_when_idle
 
@@ -230,10 +239,62 @@ class SandboxApp:
         stop.set()
         for sandbox in self.namespaces:
             sandbox.stop_timers()
+        if self.settings.state_file is not None:
+            self.save_state()  # first: whatever happens to the tasks below, the state is saved
+        for sandbox in self.namespaces:
             await sandbox.webhooks.aclose()
         for task in tasks:
             await asyncio.wait_for(task, timeout=5)
         await send({"type": "lifespan.shutdown.complete"})
+
+    # -- the state file ------------------------------------------------------------------------------
+
+    def save_state(self) -> bool:
+        """Write every namespace to ``--state-file`` now (at shutdown); False, logged, when it cannot."""
+        from baas_sandbox.services import snapshots
+
+        path = self.settings.state_file
+        assert path is not None
+        try:
+            self._write_state(path, snapshots.export_all(self.namespaces))
+        except OSError as exc:
+            logger.error("the state could not be saved to %s: %s", path, exc)
+            return False
+        self._saved = snapshots.fingerprint(self.namespaces)
+        return True
+
+    def _write_state(self, path, document: dict) -> None:
+        """One write at a time, in the order they were asked for: a periodic save still writing in its
+        thread finishes before the shutdown's save, which is newer, replaces it."""
+        from baas_sandbox.adapters import state_file
+
+        with self._write_lock:
+            state_file.write(path, document)
+
+    async def _save_periodically(self, stop: asyncio.Event) -> None:
+        """Every ``--state-save-interval`` seconds, when something changed (or nothing was saved yet):
+        the snapshot taken on the loop (consistent), the file written in a thread."""
+        from baas_sandbox.services import snapshots
+
+        path = self.settings.state_file
+        assert path is not None
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.state_save_interval)
+            except TimeoutError:
+                pass
+            else:
+                return  # the shutdown saves
+            seen = snapshots.fingerprint(self.namespaces)
+            if seen == self._saved:
+                continue
+            document = snapshots.export_all(self.namespaces)
+            try:
+                await asyncio.to_thread(self._write_state, path, document)
+            except OSError as exc:
+                logger.error("the state could not be saved to %s: %s", path, exc)
+                continue
+            self._saved = seen
 
 
 async def _drop_idle_namespaces(namespaces: Namespaces, stop: asyncio.Event) -> None:
@@ -251,8 +312,32 @@ async def _drop_idle_namespaces(namespaces: Namespaces, stop: asyncio.Event) -> 
 
 
 def create_app(settings: Settings | None = None) -> SandboxApp:
-    """A ready ASGI app; raises ``SpecError``, ``FixtureError``, ``ScenarioError`` or ``UnknownScenario``
-    with the reason it cannot start."""
+    """A ready ASGI app (every namespace of ``--state-file`` loaded); raises ``SpecError``,
+    ``FixtureError``, ``ScenarioError``, ``UnknownScenario`` or ``StateFileError`` with the reason it
+    cannot start."""
     settings = settings or Settings()
     specs = Specs.load()
-    return SandboxApp(settings, specs, build_namespaces(settings, specs))
+    namespaces = build_namespaces(settings, specs)
+    if settings.state_file is not None:
+        load_state_file(namespaces, settings.state_file)
+    return SandboxApp(settings, specs, namespaces)
+
+
+def load_state_file(namespaces: Namespaces, path) -> list[str]:
+    """Every namespace of the state file (none when it does not exist yet); ``StateFileError``, one
+    line, when it cannot be read or holds a state the sandbox refuses (the file is left as it is)."""
+    from baas_sandbox.adapters.state_file import StateFileError, read
+    from baas_sandbox.services.snapshots import InvalidState, load_all
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise StateFileError(f"{path}: its folder {folder} does not exist (the file is saved there)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StateFileError(f"{path}: its folder {folder} is not writable (the file is saved there)")
+    document = read(path)
+    if document is None:
+        return []
+    try:
+        return load_all(namespaces, document)
+    except InvalidState as exc:
+        raise StateFileError(f"{path}: is not a valid state file: {exc}") from None

@@ -34,7 +34,8 @@ Pix key APIs.
 ENVIRONMENT = """\
 environment variables:
   BAAS_SANDBOX_MASTER_KEY  32 bytes in base64: the AES-256-GCM key that encrypts provider keys
-                           (default: a new key at each start; the sandbox keeps no state across restarts)
+                           (default: a new key at each start; no provider key outlives the process,
+                           not even in --state-file)
   BAAS_SANDBOX_ADMIN_TOKEN the admin API's bearer token, as --admin-token (default: none)
   XDG_CACHE_HOME           where the fingerprints of specs found valid are kept, to skip the check at the
                            next start (default ~/.cache; baas-sandbox/valid-specs inside it)
@@ -187,6 +188,12 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     serve.add_argument("--namespace-idle-ttl", type=non_negative(float), default=3600.0, metavar="SECONDS",
                        help="a namespace without a request for this long is dropped, 0 for never "
                             "(the default namespace never is)")
+    serve.add_argument("--state-file", type=Path, default=None, metavar="PATH",
+                       help="JSON file every namespace is loaded from at start and saved to (atomically) "
+                            "at shutdown and every --state-save-interval seconds; a missing file is created "
+                            "(default: none, the state is lost at exit)%(default).0s")
+    serve.add_argument("--state-save-interval", type=positive(float), default=5.0, metavar="SECONDS",
+                       help="how often the state is saved to --state-file when something changed")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                        help="what the server logs")
     fuzz_parser = fuzz.add_parser(commands, formatter_class=HelpFormatter)
@@ -218,6 +225,7 @@ def serve(args: argparse.Namespace) -> int:
         return CANNOT_START
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette.testclient`")
+    from baas_sandbox.adapters.state_file import StateFileError
     from baas_sandbox.adapters.vault import MasterKeyError
     from baas_sandbox.adapters.yamlfile import FileProblem
     from baas_sandbox.app import create_app
@@ -260,10 +268,12 @@ def serve(args: argparse.Namespace) -> int:
         max_body_size=args.max_body_size,
         max_namespaces=args.max_namespaces,
         namespace_idle_ttl=args.namespace_idle_ttl,
+        state_file=args.state_file,
+        state_save_interval=args.state_save_interval,
     )
     try:
         app = create_app(settings)
-    except (SpecError, FileProblem, UnknownScenario, MasterKeyError) as exc:
+    except (SpecError, FileProblem, UnknownScenario, MasterKeyError, StateFileError) as exc:
         for problem in getattr(exc, "problems", [exc]):  # a fixture's problems: all of them, a line each
             print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
         sock.close()

@@ -21,9 +21,12 @@ def valid_cnpj(n: int) -> str:
 class AccountMaker:
     """Opens accounts through ``POST /__admin/accounts``, on one kept-alive connection."""
 
-    def __init__(self, port: int, first: int = 0) -> None:
+    def __init__(self, port: int, first: int = 0, namespaces: int = 0) -> None:
+        """``namespaces``: spread the accounts over that many namespaces (``bench-0`` ...), each line of
+        ``room_for`` then "NAMESPACE ACCOUNT"; 0: the default namespace, a line is the account."""
         self.port = port
         self.next = first
+        self.namespaces = namespaces
 
     def legal_accounts(self, count: int) -> list[str]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -38,12 +41,17 @@ class AccountMaker:
                     "status": "open",
                     "tenant": "org-a",
                 })
-                conn.request("POST", "/__admin/accounts", body=body, headers={"Content-Type": "application/json"})
+                headers = {"Content-Type": "application/json"}
+                namespace = f"bench-{self.next % self.namespaces}" if self.namespaces else None
+                if namespace:
+                    headers["X-Sandbox-Namespace"] = namespace
+                conn.request("POST", "/__admin/accounts", body=body, headers=headers)
                 response = conn.getresponse()
                 payload = response.read()
                 if response.status != 201:
                     raise SystemExit(f"bench: POST /__admin/accounts answered {response.status}: {payload[:300]!r}")
-                keys.append(json.loads(payload)["account_key"])
+                account = json.loads(payload)["account_key"]
+                keys.append(f"{namespace} {account}" if namespace else account)
         finally:
             conn.close()
         return keys

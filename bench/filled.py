@@ -23,16 +23,18 @@ OTHER_TYPES = ("email", "phone_number", "random_key") * 6 + ("random_key",)
 
 
 class _Quiet:
-    """The sandbox as the use cases see it, without what follows each event or the timer."""
+    """The sandbox as the use cases see it, without what follows each event or the due work."""
 
     def __init__(self, sandbox) -> None:
-        self.store, self.clock, self.settings = sandbox.store, sandbox.clock, sandbox.settings
-        self.scheduler = self
+        self.store, self.clock, self.settings, self.ids = sandbox.store, sandbox.clock, sandbox.settings, sandbox.ids
 
     def publish(self, *happened) -> None:
         pass
 
-    def later(self, delay: float, job) -> None:
+    def schedule(self, delay: float, kind: str, subject: str) -> None:
+        pass
+
+    def schedule_at(self, due_at, kind: str, subject: str) -> None:
         pass
 
 

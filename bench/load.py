@@ -29,12 +29,14 @@ class Result:
 
 
 def wrk(port: int, script: str, connections: int, duration: float, args: list[str] = (),
-        threads: int = 1) -> Result:
+        threads: int = 1, namespaces: int = 0) -> Result:
     """``threads``: one wrk thread drives these loads with room to spare (it sends tens of thousands of
-    requests per second on this machine), and leaves the other core to the server under test."""
+    requests per second on this machine), and leaves the other core to the server under test.
+    ``namespaces``: spread the requests over that many namespaces (``bench/lua/namespaces.lua``)."""
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
                "-s", str(LUA_DIR / script), f"http://127.0.0.1:{port}", *(["--", *args] if args else [])]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)})
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "BENCH_LUA_DIR": str(LUA_DIR),
+                                                                   **({"BENCH_NAMESPACES": str(namespaces)} if namespaces else {})})
     for line in done.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             raw = json.loads(line.removeprefix("BENCH_RESULT "))

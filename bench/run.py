@@ -41,6 +41,10 @@ TARGET_P99_MS = 20.0
 TARGET_STARTUP_S = 0.5
 TARGET_FILLED_P50 = 0.10
 TARGET_BYTES_PER_KEY = 1024
+# -- issue #12: the same workloads spread over namespaces, as parallel CI jobs send them ---------------
+NAMESPACES = 16
+TARGET_NAMESPACED = 0.10
+TARGET_NEW_NAMESPACE_MS = 5.0
 
 
 def log(message: str) -> None:
@@ -65,7 +69,7 @@ class Runner:
         return [str(path), "1"]
 
     def run(self, server: servers.Server, workload: Workload, connections: int,
-            maker: AccountMaker | None) -> Result:
+            maker: AccountMaker | None, namespaces: int = 0) -> Result:
         """One cell: wait for a quiet machine, warm up, measure. A cell during which other processes took
         more than ``--disturbed`` cores is measured again (up to ``--retries`` times); the least
         disturbed run is kept."""
@@ -75,13 +79,13 @@ class Runner:
             wait_until_quiet(patience=self.args.patience, log=log)
             if warmup:
                 args = self.accounts_file(server, maker, warmup) if workload.fresh_keys else []
-                wrk(server.port, workload.script, connections, warmup, args)
+                wrk(server.port, workload.script, connections, warmup, args, namespaces=namespaces)
             args = self.accounts_file(server, maker, duration) if workload.fresh_keys else []
             with Others(server.process.pid) as others:
-                result = wrk(server.port, workload.script, connections, duration, args)
+                result = wrk(server.port, workload.script, connections, duration, args, namespaces=namespaces)
             result.others = others.cores
             self.fastest[server.name] = max(self.fastest.get(server.name, 0.0), result.rps)
-            log(f"{server.name:>8} c={connections:<3} {workload.name}: {result.rps:8.0f} req/s  "
+            log(f"{server.name:>8} c={connections:<3} ns={namespaces:<2} {workload.name}: {result.rps:8.0f} req/s  "
                 f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.status_errors}"
                 f"+{result.socket_errors}  others {result.others:.2f} cores")
             if kept is None or result.others < kept.others:
@@ -122,6 +126,24 @@ class Runner:
                         results[(name, workload.name, connections)] = self.run(server, workload, connections, maker)
         return results
 
+    def namespaces(self) -> dict:
+        """The three workloads at 50 connections on one sandbox, in the default namespace and spread over
+        ``NAMESPACES`` namespaces, measured in turns, each cell twice: the better run of each is kept."""
+        found: dict = {}
+        with servers.sandbox() as server:
+            server.start()
+            found["first_request"] = first_requests(server.port)
+            makers = {0: AccountMaker(server.port, first=700_000),
+                      NAMESPACES: AccountMaker(server.port, first=800_000, namespaces=NAMESPACES)}
+            for workload in WORKLOADS:
+                for _ in range(2):
+                    for count in (0, NAMESPACES):
+                        result = self.run(server, workload, 50, makers[count], namespaces=count)
+                        best = found.get((workload.name, count))
+                        if best is None or result.rps > best.rps:
+                            found[(workload.name, count)] = result
+        return found
+
     def memory(self) -> dict:
         """Both servers up at once (an idle one takes no CPU), measured in turns, each cell twice: the
         p50 compared is each side's better run, so a burst of other work on the machine weighs less."""
@@ -146,6 +168,30 @@ class Runner:
         return found
 
 
+def first_requests(port: int, count: int = 300) -> dict[str, float]:
+    """Median latency (ms) of ``GET /baas/pix/keys`` on one kept-alive connection: each request in a
+    namespace of its own (made from the fixtures by that request) against each in one existing namespace."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    path = "/baas/pix/keys?account_key=6d30a0b1-cb90-4ceb-b1ea-5bd600cdf3c8"
+    timings: dict[str, list[float]] = {"new": [], "existing": []}
+    run = uuid.uuid4().hex[:8]
+    try:
+        for index in range(count):
+            for kind, name in (("new", f"first-{run}-{index}"), ("existing", "bench-existing")):
+                started = time.perf_counter()
+                conn.request("GET", path, headers={"Authorization": "Bearer org-a-token", "X-Sandbox-Namespace": name})
+                response = conn.getresponse()
+                response.read()
+                timings[kind].append((time.perf_counter() - started) * 1000)
+                if response.status != 200:
+                    raise SystemExit(f"bench: a namespaced GET answered {response.status}")
+    finally:
+        conn.close()
+    return {kind: statistics.median(values) for kind, values in timings.items()}
+
+
 # -- report -----------------------------------------------------------------------------------------------
 
 
@@ -154,7 +200,7 @@ def fmt_rate(value: float) -> str:
 
 
 def report(args, info: dict, started: dt.datetime, elapsed: float, startup: dict | None, load: dict | None,
-           memory: dict | None) -> str:
+           memory: dict | None, namespaced: dict | None = None) -> str:
     lines = [
         "# Benchmark: baas-sandbox and Stoplight Prism, side by side",
         "",
@@ -258,8 +304,39 @@ def report(args, info: dict, started: dt.datetime, elapsed: float, startup: dict
         checks.append((f"memory ≤ {TARGET_BYTES_PER_KEY} bytes per stored key", per_key <= TARGET_BYTES_PER_KEY,
                        f"{per_key:,.0f} bytes/key"))
         lines.append("")
+    if namespaced:
+        lines += [
+            f"## Namespaces: the same workloads spread over {NAMESPACES} namespaces",
+            "",
+            f"One sandbox, 50 connections; each request names one of {NAMESPACES} namespaces in turn "
+            "(`X-Sandbox-Namespace: bench-0` …, `bench/lua/namespaces.lua`), as parallel CI jobs on one sandbox "
+            "send them; fresh keys go to accounts opened in their namespace. Compared with the same workload "
+            "in the default namespace (no header), measured in turns on the same server, each cell twice, the "
+            "better run of each shown.",
+            "",
+            f"| workload | default req/s | p50 ms | p99 ms | {NAMESPACES} namespaces req/s | p50 ms | p99 ms | change |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        first = namespaced["first_request"]
+        made_ms = first["new"] - first["existing"]
+        for workload in WORKLOADS:
+            a, b = namespaced[(workload.name, 0)], namespaced[(workload.name, NAMESPACES)]
+            change = b.rps / a.rps - 1 if a.rps else 0.0
+            lines.append(f"| {workload.name} | {fmt_rate(a.rps)} | {a.p50_ms:.2f} | {a.p99_ms:.2f} | "
+                         f"{fmt_rate(b.rps)} | {b.p50_ms:.2f} | {b.p99_ms:.2f} | {change:+.1%} |")
+            checks.append((f"{workload.name}: req/s over {NAMESPACES} namespaces within {TARGET_NAMESPACED:.0%} of "
+                           "the default namespace's", change >= -TARGET_NAMESPACED,
+                           f"{change:+.1%} ({fmt_rate(a.rps)} → {fmt_rate(b.rps)})"))
+            if b.status_errors or b.socket_errors:
+                checks.append((f"{workload.name}: every namespaced answer a success", False,
+                               f"{b.status_errors} error answers, {b.socket_errors} socket errors"))
+        lines += ["", f"A new namespace: the median `GET /baas/pix/keys` that makes its namespace (300 of them, one "
+                  f"connection, one at a time) takes {first['new']:.2f} ms against {first['existing']:.2f} ms in an "
+                  f"existing one: making a namespace from the fixtures costs {made_ms:.2f} ms.", ""]
+        checks.append((f"a new namespace ready in under {TARGET_NEW_NAMESPACE_MS:g} ms", made_ms < TARGET_NEW_NAMESPACE_MS,
+                       f"{made_ms:.2f} ms (median first request {first['new']:.2f} ms − {first['existing']:.2f} ms)"))
     if checks:
-        lines += ["## Targets (issue #6)", "", "| target | result | measured |", "|---|---|---|"]
+        lines += ["## Targets (issues #6, #12)", "", "| target | result | measured |", "|---|---|---|"]
         lines += [f"| {name} | {'PASS' if ok else 'MISS'} | {measured} |" for name, ok, measured in checks]
         lines.append("")
     return "\n".join(lines)
@@ -273,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrencies, comma-separated (default 1,50)")
     parser.add_argument("--keys", type=int, default=1_000_000, help="Pix keys stored for the memory section")
     parser.add_argument("--startups", type=int, default=3, help="start-ups measured per server (default 3)")
-    parser.add_argument("--sections", default="startup,load,memory",
-                        help="which sections to run (default startup,load,memory)")
+    parser.add_argument("--sections", default="startup,load,namespaces,memory",
+                        help="which sections to run (default startup,load,namespaces,memory)")
     parser.add_argument("--patience", type=float, default=120.0,
                         help="seconds to wait for other processes to leave the CPUs before each cell (default 120)")
     parser.add_argument("--disturbed", type=float, default=0.15,
@@ -302,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(args)
     startup = runner.startup() if "startup" in sections else None
     load = runner.load() if "load" in sections else None
+    namespaced = runner.namespaces() if "namespaces" in sections else None
     memory = runner.memory() if "memory" in sections else None
-    text = report(args, info, started, time.perf_counter() - clock, startup, load, memory)
+    text = report(args, info, started, time.perf_counter() - clock, startup, load, memory, namespaced)
     print(text)
     args.output.write_text(text + f"\nCommand: `{' '.join([COMMAND, *args.argv])}`\n")
     log(f"written to {args.output}")

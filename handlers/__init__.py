@@ -58,6 +58,8 @@ OPERATIONS: dict[str, str | Callable] = {
     "set-clock": "baas_sandbox.handlers.clock:set_clock",
     "reset-clock": "baas_sandbox.handlers.clock:reset_clock",
     "advance-clock": "baas_sandbox.handlers.clock:advance_clock",
+    "get-state": "baas_sandbox.handlers.state:get_state",
+    "put-state": "baas_sandbox.handlers.state:put_state",
     "get-front-door": "baas_sandbox.handlers.front_door:front_door",
     "get-admin-front-door": "baas_sandbox.handlers.front_door:front_door",
 }

@@ -370,3 +370,35 @@ def test_a_parameter_the_lane_accepts_has_no_violation_for_the_full_pipeline(par
                                                                  else spec["name"]))
     if compiled.accepts(value):
         assert _parameter_validator(spec).is_valid(value)
+
+
+def test_namespaced_requests_are_served_by_the_lane_with_the_same_answers(twin):
+    """The header names the namespace on both lanes: parallel CI jobs take the fast lane too."""
+    team = AUTH | {"X-Sandbox-Namespace": "ci-job-1"}
+    made = key_request(twin, {"account_key": LEGAL, "pix_key_type": "cnpj", "pix_key": "09080702000105"} | {})
+    assert made["status"] == 201  # the default namespace
+    again = same(twin, "POST", "/baas/pix/keys", json={"account_key": LEGAL, "pix_key_type": "cnpj",
+                                                       "pix_key": "09080702000105"}, headers=team)
+    assert again["status"] == 201  # another namespace: the key is free there
+    listed = same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL}, headers=team)
+    assert json.loads(listed["body"])["pix_keys"][0]["pix_key"] == "09080702000105"
+    assert twin.apps[0].express_counts.answered == 3 and twin.apps[0].express_counts.handed_over == 0
+    journals = [[e["operation_id"] for e in app.namespaces.get("ci-job-1").journal.entries()] for app in twin.apps]
+    assert journals[0] == journals[1] == ["list-pix-keys", "create-pix-key"]
+
+
+@pytest.mark.parametrize("name", ["bad name", "x" * 65, ""])
+def test_an_invalid_namespace_gets_the_full_pipelines_answer(twin, name):
+    answer = same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL},
+                  headers=AUTH | {"X-Sandbox-Namespace": name})
+    assert answer["status"] == 400 and json.loads(answer["body"])["code"] == "SBX000400"
+    assert twin.apps[0].express_counts.answered == 0
+
+
+def test_a_namespace_past_the_limit_gets_the_full_pipelines_answer():
+    with ExitStack() as stack:
+        twin = Twin(stack, max_namespaces=1)
+        answer = same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL},
+                      headers=AUTH | {"X-Sandbox-Namespace": "one-more"})
+        assert answer["status"] == 429 and json.loads(answer["body"])["code"] == "SBX000429"
+        assert twin.apps[0].express_counts.answered == 0

@@ -120,7 +120,8 @@ def test_an_invalid_namespace_is_refused_in_each_apis_format(client, name):
     assert baas.status_code == 400 and baas.json()["code"] == "SBX000400", baas.text
     assert "X-Sandbox-Namespace" in baas.json()["description"] or "x-sandbox-namespace" in baas.json()["description"]
     auth = client.post("/banking-auth/v1/credentials", json={}, headers=ns(name))
-    assert auth.status_code == 400 and set(auth.json()) >= {"code", "message"}
+    assert auth.status_code == 400 and auth.json()["code"] == "EBAA0004", auth.text  # its invalid payload
+    assert "x-sandbox-namespace" in auth.json()["details"]
     control = client.get("/__admin/accounts", headers={"X-Sandbox-Namespace": name})
     assert control.status_code == 400 and control.json()["code"] == "SBX000400"
     query = client.get("/__admin/accounts", params={"namespace": name.decode() if isinstance(name, bytes) else name})
@@ -250,3 +251,31 @@ def test_a_bad_clock_change_is_refused(client, body):
     answer = admin(client, "PUT", "/clock", "bad", json=body)
     assert answer.status_code == 400 and answer.json()["code"] == "SBX000400", answer.text
     assert admin(client, "GET", "/clock", "bad").json()["offset_seconds"] == pytest.approx(0, abs=1)
+
+
+def test_each_namespace_has_its_own_event_stream():
+    """The streams are per namespace, named by the query parameter (a browser's EventSource)."""
+    import httpx
+
+    from tests.conftest import live_server
+    from tests.helpers import wait_until
+    from tests.test_webhooks import StreamReader
+
+    with live_server() as (base_url, _):
+        with StreamReader(f"{base_url}/__admin/events/stream?namespace=mine&type=pix_key_request_created") as mine, \
+                StreamReader(f"{base_url}/__admin/outbox/stream",
+                             {"X-Sandbox-Namespace": "theirs"}) as their_codes:
+            with httpx.Client(base_url=base_url) as client:
+                theirs = create(client, "theirs", "email", "maria@example.com", NATURAL_ACCOUNT).json()
+                ours = create(client, "mine").json()
+            wait_until(lambda: mine.messages and len(their_codes.messages) == 2)
+            # one more of theirs, after ours: had it crossed over, it would be here by the time ours is
+            with httpx.Client(base_url=base_url) as client:
+                create(client, "theirs", "random_key", None)
+                last = create(client, "mine", "random_key", None).json()
+            wait_until(lambda: len(mine.messages) == 2)
+    assert [m["data"]["data"]["pix_key_request_key"] for m in mine.messages] == [
+        ours["pix_key_request_key"], last["pix_key_request_key"]]
+    # theirs: the fixture's waiting request's code (replayed), then the new request's
+    assert [m["data"]["pix_key_request_key"] for m in their_codes.messages] == [
+        FIXTURE_REQUEST, theirs["pix_key_request_key"]]

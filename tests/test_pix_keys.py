@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -233,9 +232,10 @@ def test_seed_email_and_phone_keys_turn_active_after_the_code(client, key_type, 
 
 
 def test_email_key_is_not_decided_before_its_code_is_accepted(client):
+    freeze(client)
     request_key = created(create_key(client, SEED_ACCOUNT, "email", SEED_EMAIL))
 
-    time.sleep(0.2)  # four activation delays: a CPF/CNPJ/random request would be decided by now
+    advance(client, 60)  # many activation delays: a CPF/CNPJ/random request would be decided by now
 
     assert key_status(client, SEED_ACCOUNT, request_key) == "pending_confirmation"
     assert webhooks_for(client, request_key) == []
@@ -699,9 +699,10 @@ def test_verification_code_must_be_six_digits(client, body):
 
 def test_expired_code_is_gone_and_a_resent_code_works(client_with):
     with client_with(code_ttl=0.2) as client:
+        freeze(client)
         request_key = created(create_key(client, SEED_ACCOUNT, "email", SEED_EMAIL))
         code = latest_code(client, request_key)
-        time.sleep(0.3)
+        advance(client, 0.2)  # --code-ttl: the code expires at that moment
 
         expired = confirm(client, request_key, code)
         resent = resend(client, request_key, json={})
@@ -718,12 +719,6 @@ def data_events(client, event_type: str, request_key: str) -> list[dict]:
     response = client.get("/__admin/events", params={"type": event_type})
     assert response.status_code == 200, response.text
     return [e["data"] for e in response.json()["events"] if e["data"]["pix_key_request_key"] == request_key]
-
-
-def warmed_up(client) -> None:
-    """The full pipeline is built in the background; the admin API waits for it (up to a second on a
-    busy machine). Built first, it does not eat into a short validation window."""
-    assert client.get("/__admin/accounts").status_code == 200
 
 
 def test_the_fifth_wrong_code_rejects_the_request_and_frees_its_key(client):
@@ -786,12 +781,15 @@ def test_a_request_never_validated_expires_and_frees_the_key_for_its_owner(clien
     the owner got PIX000074 for ever."""
     victim = "victim@example.com"
     with client_with(validation_window=1.0) as client:
-        warmed_up(client)
+        freeze(client)
         squatted = created(create_key(client, ORG_B_ACCOUNT, "email", victim, headers=ORG_B))
         squatters_code = latest_code(client, squatted)
         expect_error(create_key(client, SEED_ACCOUNT, "email", victim), 400, "PIX000074")
+        advance(client, 0.999)
+        expect_error(create_key(client, SEED_ACCOUNT, "email", victim), 400, "PIX000074")  # not yet
 
-        hook = decided_webhook(client, squatted)  # polled, bounded: the window closes
+        advance(client, 0.001)  # the window closes
+        hook = decided_webhook(client, squatted)
         owners = create_key(client, SEED_ACCOUNT, "email", victim)
         late_code = confirm(client, squatted, squatters_code, headers=ORG_B)
         [rejected] = data_events(client, "pix_key_request_rejected", squatted)
@@ -806,16 +804,26 @@ def test_a_request_never_validated_expires_and_frees_the_key_for_its_owner(clien
 
 def test_a_request_validated_in_time_does_not_expire(client_with):
     with client_with(validation_window=1.0, activation_delay=0.05) as client:
-        warmed_up(client)
+        freeze(client)
         request_key, _ = confirmed_email(client)
-        # Both timers (the decision, the end of the window) have run: nothing left to happen.
-        # (the fixture claims' windows, days away, are not the request's)
-        wait_until(lambda: not [job for job in client.sandbox.store.due_jobs() if job.subject == request_key])
+        moved = advance(client, 3600)  # past the decision and the window's end: both jobs ran
+        assert moved["jobs_run"] == 2 and client.get("/__admin/clock").json()["frozen"]
         hooks = webhooks_for(client, request_key)
         status = key_status(client, SEED_ACCOUNT, request_key)
 
     assert [h["pix_key_request_status"] for h in hooks] == ["approved"]
     assert status == "active"
+
+
+def freeze(client) -> None:
+    """The namespace's time stops: what is due happens when the test advances it."""
+    assert client.put("/__admin/clock", json={"frozen": True}).status_code == 200
+
+
+def advance(client, seconds: float) -> dict:
+    answer = client.post("/__admin/clock/advance", json={"seconds": seconds})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 def test_verification_codes_are_masked_in_the_request_journal(client):

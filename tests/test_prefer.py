@@ -22,8 +22,9 @@ VALID_REQUESTS = {
     "validate-pix-key-twofa": ("PATCH", f"/baas/pix/keys/{ANY_REQUEST}/twofa_validation",
                                {"json": {"verification_code": "123456"}}),
     "resend-pix-key-twofa": ("PATCH", f"/baas/pix/keys/{ANY_REQUEST}/resend_twofa", {"json": {}}),
-    "lookup-pix-key": ("GET", "/baas/pix/keys/ana.nobody@example.com", {"params": {"account_key": SEED_ACCOUNT}}),
-    "delete-pix-key": ("DELETE", "/baas/pix/keys/ana.nobody@example.com", {}),
+    # a random key's value is a UUID: the path's key, which answers name
+    "lookup-pix-key": ("GET", f"/baas/pix/keys/{ANY_REQUEST}", {"params": {"account_key": SEED_ACCOUNT}}),
+    "delete-pix-key": ("DELETE", f"/baas/pix/keys/{ANY_REQUEST}", {}),
     "create-key-claim": ("POST", "/baas/pix/key_claim_request",
                          {"json": {"account_key": SEED_ACCOUNT, "pix_key_type": "email",
                                    "pix_key": "joana.martins@example.com"}}),

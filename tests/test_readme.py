@@ -300,3 +300,29 @@ def test_the_walk_through_pasted_as_one_block_shows_the_key_active():
     assert listed and '"pix_key": "09080702000105", "pix_key_status": "active"' in listed[0], result.stdout
     assert '"Credential saved"' in result.stdout
     assert '"request_status": "pending"' in result.stdout  # the email key, once its code was accepted
+
+
+def test_the_namespace_and_clock_blocks_pasted_into_a_shell_work():
+    """The "Namespaces and time" section's shell blocks, pasted after the walk-through's variables."""
+    import json
+    import shutil
+    import subprocess
+
+    from tests.conftest import live_server
+
+    assert shutil.which("curl"), "the README's blocks need curl (.ci/run installs it)"
+    section = README.split("## Namespaces and time", 1)[1].split("\n## ", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in section.split("```sh\n")[1:]]
+    assert len(blocks) == 2
+    variables = "A='Authorization: Bearer org-a-token'; J='Content-Type: application/json'\n"
+    with live_server() as (base_url, _):
+        script = variables + f"S={base_url}\n" + "\n".join(blocks)
+        result = subprocess.run(["bash", "-c", "set -e\n" + script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert answers[0]["request_status"] == "pending"  # the key, in the namespace
+    assert answers[1]["message"] == "Sandbox reset to fixtures"
+    assert "ci-job-4711" in [n["name"] for n in answers[2]["namespaces"]]
+    clock = answers[3:]  # the DELETE answers 204, no body
+    assert clock[1]["frozen"] is True and clock[2]["jobs_run"] == 0
+    assert clock[3]["now"] == "2030-01-01T09:00:00" and clock[4]["frozen"] is False

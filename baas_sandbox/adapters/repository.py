@@ -17,12 +17,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
+from baas_sandbox.adapters import state_codec as codec
 from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.antiscan import TokenBucket
 from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus
 from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
+from baas_sandbox.http.journal import Journal, MemoryBudget
+from baas_sandbox.scenarios.library import ScenarioSwitches
 
 T = TypeVar("T")
 
@@ -40,6 +43,11 @@ class KeyAlreadyInDict(Exception):
 
 class SandboxStore(Protocol):
     """One namespace's state. Every method is one atomic step."""
+
+    #: The request journal: the latest requests, bounded; a reset keeps it.
+    journal: Journal
+    #: The active scenarios and each rule's count (a reset starts them again).
+    scenario_switches: ScenarioSwitches
 
     def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         """Drop everything and start again from these tenants and accounts."""
@@ -139,12 +147,30 @@ class SandboxStore(Protocol):
     def counts(self) -> dict[str, int]:
         """How many accounts, keys (active or being created) and key requests it holds."""
 
+    def export(self) -> dict:
+        """The state as plain JSON data, in one consistent step (``adapters/state_codec.py``):
+        ``clock``, ``accounts``, ``key_requests``, ``credentials`` (metadata, no key), ``outbox``,
+        ``due_jobs``, ``dict_entries``, ``buckets``. Tenants (the fixtures') and the history logs are
+        not in it."""
+
+    def replace(self, state: dict) -> None:
+        """Replace everything but the tenants with ``state`` (``export``'s shape, already checked by
+        ``services/snapshots.py``), atomically: readers see the old state or the new one. The history
+        logs (events, recorded webhooks) start empty."""
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever the state does (what a periodic save compares)."""
+
 
 class InMemoryStore:
-    """``SandboxStore`` in this process's memory, one lock around each operation."""
+    """``SandboxStore`` in this process's memory, one lock around each operation. ``journal_budget``:
+    the bytes of request bodies the journals of every namespace may hold together."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal_size: int = 1000, journal_budget: MemoryBudget | None = None) -> None:
         self._lock = threading.RLock()
+        self.journal = Journal(journal_size, journal_budget)
+        self.scenario_switches = ScenarioSwitches()
         self._clear()
 
     def _clear(self) -> None:
@@ -168,6 +194,14 @@ class InMemoryStore:
         self._clock = REAL_TIME
         self._due: list[tuple[dt.datetime, int, DueJob]] = []  # a heap, earliest first
         self._due_order = itertools.count()  # ties keep their scheduling order
+        self._revision = getattr(self, "_revision", 0) + 1
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def _changed(self) -> None:
+        self._revision += 1
 
     def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:
@@ -192,6 +226,7 @@ class InMemoryStore:
             if account.account_key in self._accounts:
                 raise AccountAlreadyExists(account.account_key)
             self._accounts[account.account_key] = account
+            self._changed()
 
     def account(self, account_key: str) -> Account | None:
         return self._accounts.get(account_key)
@@ -205,6 +240,7 @@ class InMemoryStore:
         with self._lock:
             replaced = slot in self._credentials
             self._credentials[slot] = credential
+            self._changed()
             return replaced
 
     def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None:
@@ -228,6 +264,7 @@ class InMemoryStore:
             self._requests_by_account.setdefault(account.account_key, []).append(request.request_key)
             if request.key_value is not None:
                 self._claimed_keys[request.key_value] = request.request_key
+            self._changed()
 
     def _in_use(self, account_key: str) -> int:
         """Places taken in the account's limit: keys active or being created, and keys it claims."""
@@ -266,6 +303,7 @@ class InMemoryStore:
             self._claims_by_account.setdefault(claim.account.account_key, []).append(claim.claim_key)
             if claim.status.unfinished:
                 self._open_claims[claim.key_value] = claim.claim_key
+            self._changed()
 
     def claim(self, claim_key: str) -> Claim | None:
         with self._lock:
@@ -284,6 +322,7 @@ class InMemoryStore:
                 if self._open_claims.get(working.key_value) == claim_key:
                     del self._open_claims[working.key_value]
             self._claims[claim_key] = working
+            self._changed()
             return result
 
     def _settle_keys(self, claim: Claim, now: dt.datetime) -> None:
@@ -320,6 +359,7 @@ class InMemoryStore:
             working = copy.deepcopy(stored)
             result = change(working)
             self._requests[request_key] = working
+            self._changed()
             self._reindex(stored, working)
             return result
 
@@ -375,6 +415,7 @@ class InMemoryStore:
     def record(self, kind: str, entry: dict) -> None:
         with self._lock:
             self._logs.setdefault(kind, deque(maxlen=LOG_SIZE)).append(entry)
+            self._changed()
 
     def records(self, kind: str) -> list[dict]:
         with self._lock:
@@ -386,17 +427,21 @@ class InMemoryStore:
     def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
         with self._lock:
             self._clock = change(self._clock)
+            self._changed()
             return self._clock
 
     def schedule(self, job: DueJob) -> None:
         with self._lock:
             heapq.heappush(self._due, (job.due_at, next(self._due_order), job))
+            self._changed()
 
     def take_due(self, now: dt.datetime) -> list[DueJob]:
         taken = []
         with self._lock:
             while self._due and self._due[0][0] <= now:
                 taken.append(heapq.heappop(self._due)[2])
+            if taken:
+                self._changed()
         return taken
 
     def next_due(self) -> dt.datetime | None:
@@ -415,3 +460,58 @@ class InMemoryStore:
                     1 for r in self._requests.values() if r.claims_key and r.key_value is None),
                 "key_requests": len(self._requests),
             }
+
+    def export(self) -> dict:
+        with self._lock:
+            return {
+                "clock": codec.encode_clock(self._clock),
+                "accounts": [codec.encode_account(a) for a in self._accounts.values()],
+                "key_requests": [codec.encode_key_request(r) for r in self._requests.values()],
+                "credentials": [codec.encode_credential(c) for c in self._credentials.values()],
+                "outbox": [codec.encode_outbox_message(m) for m in self._logs.get("outbox", ())],
+                "due_jobs": [codec.encode_due_job(job) for _, _, job in sorted(self._due)],
+                "dict_entries": [codec.encode_dict_entry(e) for e in self._dict_entries.values()],
+                "buckets": [codec.encode_bucket(b) for b in self._buckets.values()],
+                "claims": [codec.encode_claim(c) for c in self._claims.values()],
+            }
+
+    def replace(self, state: dict) -> None:
+        # Everything is built first, outside the lock; the swap is a few assignments under it.
+        accounts = {a["account_key"]: codec.decode_account(a) for a in state["accounts"]}
+        requests: dict[str, PixKeyRequest] = {}
+        by_account: dict[str, list[str]] = {}
+        claimed: dict[str, str] = {}
+        for data in state["key_requests"]:
+            request = codec.decode_key_request(data, accounts)
+            requests[request.request_key] = request
+            by_account.setdefault(request.account.account_key, []).append(request.request_key)
+            if request.claims_key and request.key_value is not None:
+                claimed[request.key_value] = request.request_key
+        credentials = {}
+        for data in state["credentials"]:
+            credential = codec.decode_credential(data)
+            credentials[(credential.tenant, credential.provider, credential.integration_type)] = credential
+        outbox = deque((codec.decode_outbox_message(m) for m in state["outbox"]), maxlen=LOG_SIZE)
+        order = itertools.count()
+        due = [(job.due_at, next(order), job) for job in map(codec.decode_due_job, state["due_jobs"])]
+        heapq.heapify(due)
+        clock = codec.decode_clock(state["clock"])
+        dict_entries = {e["pix_key"]: codec.decode_dict_entry(e) for e in state.get("dict_entries", ())}
+        buckets = {b["account_key"]: codec.decode_bucket(b) for b in state.get("buckets", ())}
+        claims: dict[str, Claim] = {}
+        claims_by_account: dict[str, list[str]] = {}
+        open_claims: dict[str, str] = {}
+        for data in state.get("claims", ()):
+            claim = codec.decode_claim(data, accounts)
+            claims[claim.claim_key] = claim
+            claims_by_account.setdefault(claim.account.account_key, []).append(claim.claim_key)
+            if claim.status.unfinished:
+                open_claims[claim.key_value] = claim.claim_key
+        with self._lock:
+            self._claims, self._claims_by_account, self._open_claims = claims, claims_by_account, open_claims
+            self._dict_entries, self._buckets = dict_entries, buckets
+            self._accounts, self._credentials = accounts, credentials
+            self._requests, self._requests_by_account, self._claimed_keys = requests, by_account, claimed
+            self._logs = {"outbox": outbox}
+            self._clock, self._due, self._due_order = clock, due, order
+            self._changed()

@@ -121,12 +121,13 @@ def check_supported(integration_type: str, provider: str) -> None:
 
 @dataclass(frozen=True)
 class Credential:
-    """A provider credential as stored: the key only in sealed (encrypted) form."""
+    """A provider credential as stored: the key only in sealed (encrypted) form; ``None`` for a
+    credential restored from a snapshot, which carries no key (nothing reads a stored key back)."""
 
     tenant: str
     provider: str
     integration_type: str
-    sealed_key: bytes
+    sealed_key: bytes | None
     proxy_value: str
     provider_data: dict
     saved_at: str

@@ -260,7 +260,7 @@ class ExpressLane:
             ]})
             await send({"type": "http.response.body", "body": payload})
         finally:  # recorded even when the client went away meanwhile, as the full pipeline does
-            sandbox.journal.add(recorded(
+            sandbox.record_request(recorded(
                 scope, operation.operation_id, operation.redaction, status, started, wall, tracking_id,
                 None, raw_body, payload, parsed_body=None if parsed is _NO_BODY else parsed))
 

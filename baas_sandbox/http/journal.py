@@ -13,7 +13,6 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -111,11 +110,8 @@ class Journal:
     ``BODY_LIMIT``), counted with every journal sharing ``budget``: whatever clients send, the
     journals' memory stays bounded. Past the limit, the journal that adds drops its own oldest."""
 
-    def __init__(self, size: int = 1000, budget: MemoryBudget | None = None,
-                 time_shift: Callable[[], float] = lambda: 0.0) -> None:
+    def __init__(self, size: int = 1000, budget: MemoryBudget | None = None) -> None:
         self._entries: deque[dict | _Unread] = deque()
-        #: Seconds from real time to the namespace's (its clock): an entry's time is the namespace's.
-        self._time_shift = time_shift
         self._size = size
         self.budget = budget or MemoryBudget()
         self._bytes = 0  # the bodies' size, this journal's entries
@@ -127,7 +123,6 @@ class Journal:
         with self._lock:
             if isinstance(entry, _Unread):
                 entry.id = next(self._ids)
-                entry.wall += self._time_shift()
                 self._entries.append(entry)
                 self._bytes += entry.size
                 budget.used += entry.size
@@ -269,7 +264,7 @@ class RecordRequests:
             operation_id = scope.get("extensions", {}).get(ROUTING_CONTEXT, {}).get("operation_id")
             sandbox = state.get(SANDBOX) or self._existing(scope, self.namespaces)
             if sandbox is not None:
-                sandbox.journal.add(recorded(
+                sandbox.record_request(recorded(
                     scope, operation_id, self._redaction(operation_id), status, started, wall,
                     state.get("tracking_id"), state.get(APPLIED),
                     request_body if sizes[0] <= BODY_LIMIT else None,

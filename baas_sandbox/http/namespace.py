@@ -3,7 +3,8 @@
 The header, on any operation; on the admin API also the ``namespace`` query parameter, since a
 browser's ``EventSource`` cannot send headers and the streams are per namespace (the header wins
 when both are given). Without either, the namespace is ``default``. An invalid name is answered
-400, a namespace past the limit 429, in the API's own error format; nothing else is affected.
+400 as any invalid parameter is (SBX000400; the credentials API's EBAA0004), a namespace past the
+limit 429 SBX000429, in the API's own error format; nothing else is affected.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baas_sandbox.http import context
-from baas_sandbox.http.problems import Api, Answer, Violation, sandbox_problem
+from baas_sandbox.http.problems import Api, Answer, Violation, invalid_request, sandbox_problem
 from baas_sandbox.http.scope import SANDBOX
 from baas_sandbox.services.namespaces import DEFAULT, InvalidNamespace, Namespaces, TooManyNamespaces, check_name
 from baas_sandbox.services.sandbox import Sandbox
@@ -41,9 +42,9 @@ def requested(scope: Scope, header: bytes | None = None) -> str:
 def refusal(scope: Scope, error: InvalidNamespace | TooManyNamespaces) -> Answer:
     """The answer to a request whose namespace cannot be used, in its API's format."""
     api = Api.of(scope["path"])
-    if isinstance(error, InvalidNamespace):
+    if isinstance(error, InvalidNamespace):  # answered as the API answers any invalid parameter
         where = f"header {HEADER}" if any(n == _HEADER for n, _ in scope.get("headers", ())) else f"query {QUERY}"
-        return sandbox_problem(api, 400, f"{where}: {error}", [Violation(where, str(error))])
+        return invalid_request(api, [Violation(where, str(error))])
     return sandbox_problem(api, 429, str(error))
 
 

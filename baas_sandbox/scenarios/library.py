@@ -9,12 +9,17 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from baas_sandbox.scenarios.loader import ScenarioError, load_scenario
 from baas_sandbox.scenarios.model import RequestView, Rule, RuleCount, Scenario
 from baas_sandbox.spec import Contract
 
 logger = logging.getLogger("baas_sandbox.scenarios")
+
+
+class HasSwitches(Protocol):
+    scenario_switches: ScenarioSwitches
 
 
 class UnknownScenario(LookupError):
@@ -205,10 +210,15 @@ class ScenarioLibrary:
 
 
 class NamespaceScenarios:
-    """The library as one namespace sees it: its switches, bound (what handlers and layers use)."""
+    """The library as one namespace sees it: its switches (kept by its store), bound (what handlers
+    and layers use)."""
 
-    def __init__(self, library: ScenarioLibrary, switches: ScenarioSwitches) -> None:
-        self.library, self.switches = library, switches
+    def __init__(self, library: ScenarioLibrary, store: "HasSwitches") -> None:
+        self.library, self._store = library, store
+
+    @property
+    def switches(self) -> ScenarioSwitches:
+        return self._store.scenario_switches
 
     @property
     def active(self) -> list[str]:

@@ -48,11 +48,12 @@ class Namespaces:
     namespace is never dropped for idleness (it is the sandbox of everyone who does not ask for one)."""
 
     def __init__(self, shared: Shared, max_namespaces: int = 1000, idle_ttl: float = 3600.0,
-                 new_store: Callable[[str], SandboxStore] = lambda _name: InMemoryStore(),
+                 new_store: Callable[[str], SandboxStore] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.shared = shared
         self.max_namespaces, self.idle_ttl = max_namespaces, idle_ttl
-        self._new_store, self._monotonic = new_store, monotonic
+        self._new_store = new_store or (lambda _name: InMemoryStore(shared.settings.journal_size, shared.journal_budget))
+        self._monotonic = monotonic
         self._sandboxes: dict[str, Sandbox] = {}
         self._last_used: dict[str, float] = {}  # monotonic seconds of each namespace's latest request
         self._lock = threading.Lock()

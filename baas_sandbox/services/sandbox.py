@@ -91,6 +91,10 @@ class Settings:
     #: request after which one is dropped (0: never; the default namespace never is).
     max_namespaces: int = 1000
     namespace_idle_ttl: float = 3600.0
+    #: A JSON file every namespace is loaded from at start and saved to (at shutdown, and every
+    #: ``state_save_interval`` seconds when something changed); None: no state is kept.
+    state_file: Path | None = None
+    state_save_interval: float = 5.0
     #: Every verification code this value (6 digits; the provider's sandbox uses 329329), for tests
     #: that type it; None: a new random code each time.
     fixed_verification_code: str | None = None
@@ -119,6 +123,8 @@ class Shared:
     #: The ports this sandbox listens on (``Settings.listen_port``, and what its requests tell).
     own_ports: set[int] = field(default_factory=set)
     journal_budget: MemoryBudget = field(default_factory=MemoryBudget)
+    #: The spec's ``NamespaceState`` schema, as JSON Schema: what a snapshot is checked against.
+    state_schema: dict | None = None
 
     def __post_init__(self) -> None:
         if self.settings.listen_port:
@@ -159,9 +165,8 @@ class Sandbox:
         self.own_ports = shared.own_ports
         self.ids = shared.ids
         self._real_clock = shared.real_clock
-        self.store: SandboxStore = store or InMemoryStore()
-        self.journal = Journal(self.settings.journal_size, shared.journal_budget, self._time_shift)
-        self.scenarios = NamespaceScenarios(shared.scenarios, shared.scenarios.new_switches())
+        self.store: SandboxStore = store or InMemoryStore(self.settings.journal_size, shared.journal_budget)
+        self.scenarios = NamespaceScenarios(shared.scenarios, self.store)
         self.live = Broadcaster()
         self.webhooks = WebhookDispatcher(
             shared.delivery_policy, seed=self.settings.seed,
@@ -194,16 +199,16 @@ class Sandbox:
         return self.settings.subscription_problem(entry, self.own_ports)
 
     def reset(self) -> None:
-        """Back to the fixtures: state, clock (real time), due work, scenarios, webhooks, journal."""
+        """Back to the fixtures: state, clock (real time), due work, scenarios, webhooks. The journal
+        is kept (``DELETE /__admin/requests`` clears it): it shows what led to the reset."""
         self._disarm()
         self.store.load(self.fixtures.tenants, self.fixtures.accounts)
         for entry in self.fixtures.dict_entries:  # checked at load: none clashes with another key
             self.store.add_dict_entry(entry)
         self._seed_key_requests()
         self._seed_claims()
-        self.scenarios.switches = self.shared.scenarios.new_switches()
+        self.store.scenario_switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
-        self.journal.clear()
 
     def close(self) -> None:
         """The namespace is dropped: no timer, no delivery, no journal bytes left behind."""
@@ -241,8 +246,14 @@ class Sandbox:
             return self._running_at
         return self.store.clock().now(self._real_clock())
 
-    def _time_shift(self) -> float:
-        return self.store.clock().offset_from(self._real_clock())
+    @property
+    def journal(self) -> Journal:
+        return self.store.journal
+
+    def record_request(self, entry) -> None:
+        """Keep a request in the journal, dated by the namespace's clock (``entry``: its real time)."""
+        entry.wall += self.store.clock().offset_from(self._real_clock())
+        self.store.journal.add(entry)
 
     def clock_view(self) -> dict:
         setting = self.store.clock()

@@ -1,6 +1,7 @@
 -- POST /baas/pix/keys: every request a new random key, on accounts that have room.
 -- Argument: a file of account keys (one a line), made by the benchmark with room for every request
--- it can send; requests go round-robin over them, so each account gets at most its share.
+-- it can send; requests go round-robin over them, so each account gets at most its share. A line
+-- "NAMESPACE ACCOUNT" is an account of that namespace (the namespaced workload).
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
 
 local accounts = {}
@@ -16,7 +17,10 @@ end
 -- Runs in each thread: threads take turns on the same list, so no account is used past its share.
 function init(args)
   for line in io.lines(args[1]) do
-    if #line > 0 then table.insert(accounts, line) end
+    if #line > 0 then
+      local namespace, account = line:match("^(%S+) (%S+)$")
+      table.insert(accounts, namespace and {namespace, account} or {nil, line})
+    end
   end
   counter = bench_thread_index or 0
   stride = tonumber(args[2]) or 1
@@ -25,8 +29,9 @@ end
 local headers = {["Authorization"] = "Bearer org-a-token", ["Content-Type"] = "application/json"}
 
 function request()
-  local account = accounts[(counter % #accounts) + 1]
+  local entry = accounts[(counter % #accounts) + 1]
   counter = counter + stride
+  headers["X-Sandbox-Namespace"] = entry[1]
   return wrk.format("POST", "/baas/pix/keys", headers,
-    '{"account_key": "' .. account .. '", "pix_key_type": "random_key"}')
+    '{"account_key": "' .. entry[2] .. '", "pix_key_type": "random_key"}')
 end
