@@ -74,7 +74,8 @@ def test_codes_events_journal_and_webhook_records_are_per_namespace(client):
     assert [r["operation_id"] for r in journal_a] == ["create-pix-key"]
     assert admin(client, "GET", "/requests", "b").json()["requests"] == []
     # the query parameter names the namespace too (a browser's EventSource cannot send headers)
-    by_query = client.get("/__admin/outbox", params={"namespace": "a"}).json()["messages"]
+    by_query = [m for m in client.get("/__admin/outbox", params={"namespace": "a"}).json()["messages"]
+                if m["pix_key_request_key"] is not None]
     assert by_query == outbox_a
 
 
