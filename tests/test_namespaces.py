@@ -107,7 +107,7 @@ def test_namespaces_are_listed_and_dropped(client):
     # with the fixture key requests (one waiting, four active), in every namespace
     assert listed["ci-1"]["keys"] == 6 and listed["ci-1"]["key_requests"] == 6
     assert listed["default"]["keys"] == 5
-    assert listed["ci-1"]["accounts"] == listed["default"]["accounts"] == 8
+    assert listed["ci-1"]["accounts"] == listed["default"]["accounts"] == 9
     assert client.delete("/__admin/namespaces/ci-1").status_code == 204
     assert "ci-1" not in {n["name"] for n in client.get("/__admin/namespaces").json()["namespaces"]}
     gone = client.delete("/__admin/namespaces/ci-1")
@@ -269,7 +269,8 @@ def test_each_namespace_has_its_own_event_stream():
             with httpx.Client(base_url=base_url) as client:
                 theirs = create(client, "theirs", "email", "maria@example.com", NATURAL_ACCOUNT).json()
                 ours = create(client, "mine").json()
-            wait_until(lambda: mine.messages and len(their_codes.messages) == 2)
+            # the fixture request's code, the fixture claim's (claims.yaml), then theirs
+            wait_until(lambda: mine.messages and len(their_codes.messages) == 3)
             # one more of theirs, after ours: had it crossed over, it would be here by the time ours is
             with httpx.Client(base_url=base_url) as client:
                 create(client, "theirs", "random_key", None)
@@ -279,4 +280,4 @@ def test_each_namespace_has_its_own_event_stream():
         ours["pix_key_request_key"], last["pix_key_request_key"]]
     # theirs: the fixture's waiting request's code (replayed), then the new request's
     assert [m["data"]["pix_key_request_key"] for m in their_codes.messages] == [
-        FIXTURE_REQUEST, theirs["pix_key_request_key"]]
+        FIXTURE_REQUEST, None, theirs["pix_key_request_key"]]
