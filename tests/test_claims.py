@@ -725,3 +725,36 @@ def test_fixture_claims_publish_nothing(client):
     assert client.get("/__admin/webhooks").json()["webhooks"] == []
     assert client.get("/__admin/events", params={"type": "pix_key_claim_status_changed"}).json()["events"] == []
     assert claim_code(client, C1) == C1_CODE
+
+
+# -- snapshots ------------------------------------------------------------------------------------------------
+
+
+def test_a_snapshot_carries_the_claims_their_codes_and_windows(client):
+    key = receive(client, FIXTURE_EMAIL, "email", "ownership").json()["claim_request_key"]
+    assert act(client, key, "pending_donator_validation").status_code == 200
+    code = claim_code(client, key)
+    state = client.get("/__admin/state").json()
+    assert {c["claim_request_key"] for c in state["claims"]} == {C1, C2, D1, D2, D3, key}
+    assert {j["kind"] for j in state["due_jobs"]} >= {"claim-resolution-deadline", "claim-conclusion-deadline"}
+    headers = {"X-Sandbox-Namespace": "restored"}
+    put = client.put("/__admin/state", json=state, headers=headers)
+    assert put.status_code == 200, put.text
+    assert client.get("/__admin/state", headers=headers).json()["claims"] == state["claims"]
+    # the restored namespace goes on where the snapshot was taken: codes, locks, windows
+    answer = client.patch(f"/baas/pix/key_claim_request/{key}/cancelled", headers=ORG_A | headers,
+                          json={"cancellation_reason": "fraud", "verification_code": code})
+    assert answer.status_code == 200, answer.text
+    assert client.patch(f"/baas/pix/key_claim_request/{C1}/twofa_validation", headers=ORG_A | headers,
+                        json={"verification_code": C1_CODE}).status_code == 200
+    locked = client.delete("/baas/pix/keys/AB1CD2EF000170", headers=ORG_A | headers)
+    assert (locked.status_code, locked.json()["code"]) == (400, "PIX000072")
+
+
+def test_a_snapshot_with_a_broken_claim_is_refused(client):
+    state = client.get("/__admin/state").json()
+    state["claims"][0]["account_key"] = UNKNOWN
+    state["claims"][1]["pix_key"] = state["claims"][0]["pix_key"]  # two unfinished claims on one key
+    answer = client.put("/__admin/state", json=state)
+    assert answer.status_code == 400, answer.text
+    assert "/claims/0/account_key" in answer.text and "/claims/1/pix_key" in answer.text

@@ -355,18 +355,13 @@ def _simulated_claimant(sandbox: Sandbox, account: Account, claim_type: ClaimTyp
     if claim_type is ClaimType.PORTABILITY:
         name, document, person_type = account.owner_name, account.owner_document_number, account.owner_person_type
     else:
-        name, document, person_type = "RAFAEL MENDES", _random_cpf(), PersonType.NATURAL
+        name, document, person_type = SIMULATED_OWNERSHIP_CLAIMANT
+    # The same account every time (a test can name it); its person key new, like any claim's ids.
     return Counterpart(
         name=name, document_number=document, person_type=person_type, claimant_key=sandbox.ids(),
         account_opened_at=timestamp(now - dt.timedelta(days=30)), account_branch="1234",
-        account_number=f"{secrets.randbelow(10_000_000):07d}", account_digit=str(secrets.randbelow(10)),
-        account_type="checking", **SIMULATED_CLAIMER_BANK)
+        account_number="0456123", account_digit="7", account_type="checking", **SIMULATED_CLAIMER_BANK)
 
 
-def _random_cpf() -> str:
-    """A CPF with valid check digits (first digit 6-9: one DICT approves in the sandbox)."""
-    digits = [6 + secrets.randbelow(4)] + [secrets.randbelow(10) for _ in range(8)]
-    for length in (9, 10):
-        total = sum(d * w for d, w in zip(digits, range(length + 1, 1, -1)))
-        digits.append(0 if total % 11 < 2 else 11 - total % 11)
-    return "".join(map(str, digits))
+#: The other person of a simulated ownership claim (a valid CPF).
+SIMULATED_OWNERSHIP_CLAIMANT = ("RAFAEL MENDES", "69471280303", PersonType.NATURAL)
