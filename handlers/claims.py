@@ -4,7 +4,7 @@ simulations /mock/pix_keys/key_claim_simulation (the other institution's side)."
 from __future__ import annotations
 
 from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus
-from baas_sandbox.domain.model import KeyStatus
+from baas_sandbox.domain.model import KeyStatus, timestamp
 from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.tracking import current_tracking_id
 from baas_sandbox.services import claims
@@ -85,8 +85,6 @@ def _text(value) -> str | None:
 
 
 def _date(moment) -> str:
-    from baas_sandbox.domain.model import timestamp
-
     return timestamp(moment)
 
 

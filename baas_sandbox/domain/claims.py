@@ -22,7 +22,6 @@ confirmed claim is concluded.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
@@ -161,7 +160,7 @@ class Claim:
     codes_resent: int = 0
     validation_due: dt.datetime | None = None
     cid: str | None = None
-    #: The statuses it went through (for its data events: the previous status of a change).
+    #: The status before its last change (its data events say where it came from).
     previous_status: ClaimStatus | None = None
 
     @property
@@ -384,5 +383,3 @@ class Claim:
             branch_number=person.account_branch, account_number=person.account_number,
             account_digit=person.account_digit, account_type=person.account_type, created_at=timestamp(now))
 
-
-_CLAIM_FIELDS = tuple(f.name for f in dataclasses.fields(Claim))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Callable
-from typing import TypeVar
 
 from baas_sandbox.domain import errors, events
 from baas_sandbox.domain.claims import (
@@ -39,8 +38,6 @@ from baas_sandbox.domain.model import (
     timestamp,
 )
 from baas_sandbox.services.sandbox import Sandbox
-
-T = TypeVar("T")
 
 #: The due work of claims (``services/due_work.py``).
 RESOLUTION_DEADLINE = "claim-resolution-deadline"
@@ -93,7 +90,7 @@ def create_claim(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: s
                         if needs_code and code is None else None),
     )
     sandbox.store.add_claim(claim, now)  # atomic: one open claim per key, the key still there, the limit
-    _opened(sandbox, claim, code_given=code is not None)
+    _opened(sandbox, claim)
     return claim
 
 
@@ -281,7 +278,7 @@ def _by_time(sandbox: Sandbox, claim_key: str, change: Callable[[Claim, dt.datet
         _schedule_windows(sandbox, claim)
 
 
-def _opened(sandbox: Sandbox, claim: Claim, code_given: bool = False) -> None:
+def _opened(sandbox: Sandbox, claim: Claim) -> None:
     sandbox.publish(_status_event(claim, claim.cid))
     if claim.code is not None:
         _record_code(sandbox, claim)
