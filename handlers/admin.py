@@ -41,10 +41,12 @@ async def create_account(body: dict):
     return account.as_dict(), 201
 
 
-async def list_outbox(pix_key_request_key: str | None = None):
+async def list_outbox(pix_key_request_key: str | None = None, claim_request_key: str | None = None):
     messages = current_sandbox().store.records("outbox")
     if pix_key_request_key is not None:
         messages = [m for m in messages if m["pix_key_request_key"] == pix_key_request_key]
+    if claim_request_key is not None:
+        messages = [m for m in messages if m.get("claim_request_key") == claim_request_key]
     return {"messages": messages}, 200
 
 

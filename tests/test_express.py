@@ -298,13 +298,20 @@ def test_a_response_the_spec_does_not_allow_is_the_same_500(monkeypatch):
         assert twin.apps[0].express_counts.answered == 2
 
 
+#: Operations the lane leaves to the full pipeline: the front door (an HTML page: the lane writes JSON),
+#: the claims' list (integer query parameters, which connexion coerces first) and the claim
+#: simulations that answer 204 (no body: the lane writes JSON bodies).
+FULL_PIPELINE_ONLY = {"get-front-door", "list-account-key-claims", "simulate-key-claim-response",
+                      "simulate-key-claim-completion"}
+
+
 def test_the_lane_serves_every_product_api_operation_and_no_admin_one():
-    """Every operation of the platform's APIs; not the front door (an HTML page: the lane writes JSON)."""
+    """Every operation of the platform's APIs but those it cannot answer exactly as the full pipeline."""
     specs = Specs.load()
     operations = express.compile_operations(specs.product, handlers.resolve, {}, validate_responses=True)
     assert sorted(op.operation_id for op in operations) == sorted(
         op["operationId"] for item in specs.product["paths"].values() for op in item.values()
-        if isinstance(op, dict) and "operationId" in op and op["operationId"] != "get-front-door")
+        if isinstance(op, dict) and "operationId" in op and op["operationId"] not in FULL_PIPELINE_ONLY)
 
 
 # -- the lane's validators only accept what the full pipeline's validators accept -------------------------
@@ -395,3 +402,39 @@ def test_a_namespace_past_the_limit_gets_the_full_pipelines_answer():
                       headers=AUTH | {"X-Sandbox-Namespace": "one-more"})
         assert answer["status"] == 429 and json.loads(answer["body"])["code"] == "SBX000429"
         assert twin.apps[0].express_counts.answered == 0
+
+
+def test_claims_answer_alike_with_and_without_the_lane(twin):
+    """Claims in both roles (fixtures/claims.yaml), their errors, the list and the 204 simulations
+    (those two and the list stay in the full pipeline: the answers must still be the same)."""
+    c1, d1, d2 = ("0f3b6c2a-1d4e-4f5a-8b6c-7d8e9f0a1b2c", "8a2c4e6f-1b3d-4f5a-9c7e-0d2f4a6b8c0e",
+                  "b3d5f7a9-2c4e-4a6b-8d0f-1e3a5c7e9b2d")
+    counts = twin.apps[0].express_counts
+    before = counts.answered
+    assert same(twin, "POST", "/baas/pix/key_claim_request", headers=AUTH, json={
+        "account_key": LEGAL, "pix_key": "joana.martins@example.com", "pix_key_type": "email"})["status"] == 201
+    assert same(twin, "POST", "/baas/pix/key_claim_request", headers=AUTH, json={
+        "account_key": LEGAL, "pix_key": "71234567857", "pix_key_type": "cpf"})["status"] == 400
+    assert same(twin, "PATCH", f"/baas/pix/key_claim_request/{c1}/twofa_validation", headers=AUTH,
+                json={"verification_code": "000000"})["status"] == 400
+    assert same(twin, "PATCH", f"/baas/pix/key_claim_request/{c1}/twofa_validation", headers=AUTH,
+                json={"verification_code": "482915"})["status"] == 200
+    assert same(twin, "POST", "/mock/pix_keys/key_claim_simulation/receive", headers=AUTH,
+                json={"pix_key": "financeiro@padaria-aurora.com.br", "pix_key_type": "email"})["status"] == 201
+    assert same(twin, "DELETE", "/baas/pix/keys/financeiro@padaria-aurora.com.br", headers=AUTH)["status"] == 400
+    assert same(twin, "PATCH", f"/baas/pix/key_claim_request/{d2}/cancelled", headers=AUTH,
+                json={"cancellation_reason": "client_request"})["status"] == 400
+    assert same(twin, "PATCH", f"/baas/pix/key_claim_request/{d2}/pending_donator_validation", headers=AUTH,
+                json={})["status"] == 200
+    assert same(twin, "PATCH", f"/baas/pix/key_claim_request/{d1}/confirmed", headers=AUTH,
+                json={"confirmation_reason": "client_request"})["status"] == 200
+    assert same(twin, "PATCH", f"/mock/pix_keys/key_claim_simulation/{d1}/complete", headers=AUTH, json={})["status"] == 204
+    assert same(twin, "PATCH", f"/mock/pix_keys/key_claim_simulation/{c1}/receive_response/concluded", headers=AUTH,
+                json={})["status"] == 400
+    assert same(twin, "GET", "/baas/pix/key_claim_request/account/4d2e6f80-3b1c-4d5e-8f70-1a2b3c4d5e08",
+                headers=AUTH, params={"page_size": "1"})["status"] == 200
+    assert same(twin, "PATCH", f"/baas/pix/key_claim_request/{c1}/confirmed", headers=ORG_B_TOKEN,
+                json={})["status"] == 403
+    assert same(twin, "PATCH", "/baas/pix/key_claim_request/00000000-0000-4000-8000-000000000000/cancelled",
+                headers=AUTH, json={"cancellation_reason": "fraud"})["status"] == 404
+    assert counts.answered - before >= 8  # the lane answered the claim operations it serves

@@ -98,7 +98,7 @@ def test_a_rejected_request_is_not_listed_inactive(client):
     assert answer.json()["pix_keys"] == [], request_key
 
 
-@pytest.mark.parametrize("status", ["inactivated", "pending_claim_request_confirmation", "ACTIVE", ""])
+@pytest.mark.parametrize("status", ["inactivated", "ACTIVE", ""])
 def test_a_status_outside_the_vocabulary_is_refused(client, status):
     answer = client.get("/baas/pix/keys", params={"account_key": SEED_ACCOUNT, "pix_key_status": status},
                         headers=ORG_A)
@@ -402,7 +402,8 @@ ENTRY = {"pix_key": "rafael.costa@example.com", "pix_key_type": "email", "owner_
 def test_the_shipped_entries_are_listed(client):
     entries = client.get("/__admin/dict/entries").json()["dict_entries"]
     assert {e["pix_key"]: e["owner_name"] for e in entries} == {
-        OTHER_BANK_PHONE: "FERNANDA OLIVEIRA", OTHER_BANK_EMAIL: "JOANA MARTINS", LUCAS_CPF: "LUCAS DIAS"}
+        OTHER_BANK_PHONE: "FERNANDA OLIVEIRA", OTHER_BANK_EMAIL: "JOANA MARTINS", LUCAS_CPF: "LUCAS DIAS",
+        "contato@vovolucia.com.br": "VOVO LUCIA CONVENIENCIA LTDA"}
 
 
 @pytest.mark.parametrize(("account", "key_type", "value"), [
@@ -471,7 +472,7 @@ def test_a_broken_dict_entries_fixture_stops_the_start_with_file_and_line(tmp_pa
                for p in problems), problems
     assert any(re.search(r"dict_entries\.yaml:\d+: dict_entries\[1\]\.pix_key: .*key_requests", p)
                for p in problems), problems
-    assert any(re.search(r"dict_entries\.yaml:\d+: dict_entries\[3\]\.pix_key: held by another DICT entry", p)
+    assert any(re.search(r"dict_entries\.yaml:\d+: dict_entries\[4\]\.pix_key: held by another DICT entry", p)
                for p in problems), problems
 
 
@@ -548,7 +549,8 @@ def test_an_account_and_its_key_with_an_alphanumeric_cnpj(client):
 
 def test_the_fixture_account_with_an_alphanumeric_cnpj_has_its_keys(client):
     listed = {k["pix_key"]: k["pix_key_status"] for k in listed_keys(client, ALNUM_ACCOUNT)}
-    assert listed == {FIXTURE_EMAIL: "active", ALNUM_CNPJ: "active"}
+    # its CNPJ is claimed by another bank (fixtures/claims.yaml): locked until the claim ends
+    assert listed == {FIXTURE_EMAIL: "active", ALNUM_CNPJ: "pending_claim_request_confirmation"}
 
 
 # -- hostile input ------------------------------------------------------------------------------------------
@@ -583,6 +585,13 @@ def test_the_deletion_routes_do_not_clash_with_the_twofa_routes(client):
     assert lookup(client, request_key).json() == {"exists": False, "pix_key": request_key}
     assert client.patch(f"/baas/pix/keys/{FIXTURE_EMAIL}", headers=ORG_A).status_code == 405
     assert client.delete(f"/baas/pix/keys/{request_key}/twofa_validation", headers=ORG_A).status_code == 405
+
+
+def test_the_claim_lock_status_is_in_the_vocabulary(client):
+    answer = client.get("/baas/pix/keys", params={"account_key": ALNUM_ACCOUNT,
+                                                  "pix_key_status": "pending_claim_request_confirmation"},
+                        headers=ORG_A)
+    assert [k["pix_key"] for k in answer.json()["pix_keys"]] == [ALNUM_CNPJ]
 
 
 def test_the_claim_error_has_its_code():

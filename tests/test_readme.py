@@ -151,6 +151,23 @@ def _empty_bucket(client):
     return answer
 
 
+D1 = "8a2c4e6f-1b3d-4f5a-9c7e-0d2f4a6b8c0e"  # fixtures/claims.yaml: PADARIA's CNPJ claimed (donor)
+D2 = "b3d5f7a9-2c4e-4a6b-8d0f-1e3a5c7e9b2d"  # BRUNA's email, ownership (donor)
+C2 = "5e7a9c1b-3d5f-4a7b-9c1d-2e4f6a8b0c1d"  # LUCAS's CPF, portability (claimant)
+
+
+def _claim(client, value, key_type, account=SEED_ACCOUNT):
+    return client.post("/baas/pix/key_claim_request",
+                       json={"account_key": account, "pix_key": value, "pix_key_type": key_type}, headers=ORG_A)
+
+
+def _ownership_cancel_without_code(client):
+    assert client.patch(f"/baas/pix/key_claim_request/{D2}/pending_donator_validation", json={},
+                        headers=ORG_A).status_code == 200
+    return client.patch(f"/baas/pix/key_claim_request/{D2}/cancelled", json={"cancellation_reason": "fraud"},
+                        headers=ORG_A)
+
+
 TRIGGERS = {
     "EBAA0004": lambda c: _credentials(c, CREDENTIAL | {"provider": "FOO"}),
     "EBAA0005": lambda c: _credentials(c, {"provider": "BTG", "type": "PIX"}),
@@ -173,6 +190,18 @@ TRIGGERS = {
     "PIX000074": _unfinished_key_again,
     "PIX000014": _sixth_key,
     "PIX000083": lambda c: c.delete("/baas/pix/keys/ana.nobody@example.com", headers=ORG_A),
+    "PIX000072": lambda c: c.delete("/baas/pix/keys/AB1CD2EF000170", headers=ORG_A),
+    "PIX000034": lambda c: c.patch("/mock/pix_keys/key_claim_simulation/00000000-0000-4000-8000-000000000000/complete",
+                                   json={}, headers=ORG_A),
+    "PIX000035": lambda c: c.patch(f"/baas/pix/key_claim_request/{D1}/twofa_validation",
+                                   json={"verification_code": "123456"}, headers=ORG_A),
+    "PIX000036": lambda c: c.patch(f"/baas/pix/key_claim_request/{C2}/confirmed", json={}, headers=ORG_A),
+    "PIX000046": lambda c: c.patch(f"/mock/pix_keys/key_claim_simulation/{D1}/complete", json={}, headers=ORG_A),
+    "DCT000001": lambda c: _claim(c, "71234567857", "cpf"),
+    "DCT000002": lambda c: _claim(c, "ana.nobody@example.com", "email"),
+    "DCT000003": lambda c: c.patch(f"/baas/pix/key_claim_request/{D2}/cancelled",
+                                   json={"cancellation_reason": "client_request"}, headers=ORG_A),
+    "DCT000004": _ownership_cancel_without_code,
     "PIX000080": _other_tenants_key,
     "PIX000079": _empty_bucket,
     "PIX000008": lambda c: _twofa(c, "00000000-0000-4000-8000-000000000000", "123456"),
@@ -226,6 +255,30 @@ def test_the_scenario_example_loads(tmp_path):
     scenario = load_scenario(path, specs.contract, frozenset(product))
     assert [rule.name for rule in scenario.rules] == ["btg-down"]
     assert scenario.rules[0].effects() == ["latency", "respond 502 EBAA0002", "fault reset"]
+
+
+def test_the_claims_walk_through_pasted_as_one_block():
+    """The README's claims walk-through, pasted into a shell against a served sandbox: both roles end
+    as it says."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import live_server
+
+    assert shutil.which("curl")
+    block = README.split("### Walk-through: claims", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    with live_server() as (base_url, _):
+        script = block.replace("S=http://127.0.0.1:8080", f"S={base_url}")
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '"claim_request_status": "pending"' in out
+    assert '"pix_key": "contato@vovolucia.com.br", "pix_key_status": "active"' in out
+    assert '"code": "PIX000072"' in out
+    assert '"claim_request_status": "confirmed"' in out
+    assert out.count("204") >= 3
+    assert '"claim_status": "concluded"' in out and '"claim_status": "cancelled"' in out
+    assert '"webhook_type": "claim_request"' in out and '"role": "donator"' in out
 
 
 def test_the_walk_through_pasted_as_one_block_shows_the_key_active():

@@ -131,7 +131,7 @@ def test_the_lane_answers_before_the_full_pipeline_is_built_and_the_rest_waits_f
     assert response.status_code == 200
     assert not app.pipeline_built
     response = client.get("/__admin/accounts")  # needs the full pipeline: built, then answered
-    assert response.status_code == 200 and len(response.json()["accounts"]) == 8
+    assert response.status_code == 200 and len(response.json()["accounts"]) == 9
     assert app.pipeline_built
 
 

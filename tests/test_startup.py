@@ -45,7 +45,7 @@ def test_the_console_script_serves_the_sandbox():
                 assert time.monotonic() < deadline, "the server did not answer within 20 s"
                 time.sleep(0.1)
         assert response.status_code == 200
-        assert len(response.json()["accounts"]) == 8
+        assert len(response.json()["accounts"]) == 9
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -247,6 +247,10 @@ def run_every_flow(client: httpx.Client) -> dict[str, str]:
                <= {e["event_type"] for e in client.get("/__admin/events").json()["events"]})
     deleted = client.delete("/baas/pix/keys/maria@example.com", headers=ORG_A | {"tracking_id": "trk-delete"})
     assert deleted.status_code == 200, deleted.text
+    claimed = client.post("/mock/pix_keys/key_claim_simulation/receive",
+                          json={"pix_key": "financeiro@padaria-aurora.com.br", "pix_key_type": "email"},
+                          headers=ORG_A | {"tracking_id": "trk-claim"})
+    assert claimed.status_code == 201, claimed.text
     return {"code": code}
 
 
@@ -270,6 +274,7 @@ def test_every_state_change_is_a_data_event_in_the_platforms_envelope():
     assert by_type["pix_key_activated"][0]["cid"] == "trk-email"  # the flow's creating request
     assert by_type["pix_key_deleted"][0]["cid"] == "trk-delete"
     assert by_type["pix_key_deleted"][0]["data"]["pix_key"] == "maria@example.com"
+    assert by_type["pix_key_claim_status_changed"][0]["cid"] == "trk-claim"
     text = json.dumps(events)
     assert SEED_001["key"] not in text and "another" not in text  # no provider key
     assert f'"{secrets["code"]}"' not in text  # no verification code

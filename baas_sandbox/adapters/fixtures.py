@@ -61,6 +61,8 @@ class Fixtures:
     key_requests: list[dict] = field(default_factory=list)
     #: Keys DICT holds for other institutions (``dict_entries.yaml``, optional).
     dict_entries: list[DictEntry] = field(default_factory=list)
+    #: Claims at start (``claims.yaml``, optional), in both roles.
+    claims: list[dict] = field(default_factory=list)
 
 
 #: Builds an account from a fixture entry; raises ``InvalidAccountField`` for a bad field.
@@ -100,12 +102,13 @@ def load_fixtures(directory: Path, account_schema: dict, build_account: AccountB
     if dict_entry_schema is not None and build_dict_entry is not None:
         dict_entries = _load_dict_entries(directory / "dict_entries.yaml", dict_entry_schema, build_dict_entry,
                                           {entry["pix_key"] for entry in key_requests}, problems)
+    claims = _load_claims(directory / "claims.yaml", {a.account_key for a in accounts}, problems)
     if problems:
         files = list(dict.fromkeys(problem.path for problem in problems))
         problems.sort(key=lambda problem: (files.index(problem.path), problem.line or 0))  # stable: as found
         raise FixtureError.several(problems)
     return Fixtures(tenants=list(tenants.values()), accounts=accounts, subscriptions=subscriptions,
-                    key_requests=key_requests, dict_entries=dict_entries)
+                    key_requests=key_requests, dict_entries=dict_entries, claims=claims)
 
 
 def _collect(problems: list[FileProblem], load: Callable, *args):
@@ -246,6 +249,50 @@ def _load_key_requests(path: Path, account_keys: set[str], problems: list[FilePr
         else:
             seen.add(entry["pix_key_request_key"])
             values.add(entry["pix_key"])
+            entries.append(entry)
+    return entries
+
+
+CLAIM_SCHEMA = {
+    "type": "object",
+    "required": ["claim_request_key", "role", "account_key", "pix_key_type", "pix_key", "claim_request_status"],
+    "additionalProperties": False,
+    "properties": {
+        "claim_request_key": {"type": "string", "pattern": UUID_PATTERN},
+        # claimant: the account claims a key of dict_entries.yaml; donator: another bank claims an
+        # active key of the account (key_requests.yaml)
+        "role": {"enum": ["claimant", "donator"]},
+        "account_key": {"type": "string", "pattern": UUID_PATTERN},
+        "pix_key_type": {"enum": [str(kind) for kind in PixKeyType]},
+        "pix_key": {"type": "string"},
+        "claim_request_type": {"enum": ["portability", "ownership"]},  # donator only (default portability)
+        "claim_request_status": {"enum": ["pending_claimer_validation", "pending", "pending_confirmation",
+                                          "confirmed"]},
+        "verification_code": {"type": "string", "pattern": "^[0-9]{6}$"},
+    },
+}
+
+
+def _load_claims(path: Path, account_keys: set[str], problems: list[FileProblem]) -> list[dict]:
+    """``claims.yaml`` (optional): claims at start, so that the documented claim operations work on
+    a fresh sandbox. The rules of a client's claim apply when the sandbox stores them."""
+    if not path.exists():
+        return []
+    document = _collect(problems, YamlDocument, path, FixtureError)
+    if document is None:
+        return []
+    schema = {"type": "object", "required": ["claims"], "additionalProperties": False,
+              "properties": {"claims": {"type": "array", "items": CLAIM_SCHEMA}}}
+    entries = []
+    seen: set[str] = set()
+    for index, entry in _checked_entries(document, schema, "claims", problems):
+        where = ("claims", index)
+        if entry["account_key"] not in account_keys:
+            problems.append(document.fail(where + ("account_key",), "no such account in accounts.yaml"))
+        elif entry["claim_request_key"] in seen:
+            problems.append(document.fail(where + ("claim_request_key",), "used by another claim"))
+        else:
+            seen.add(entry["claim_request_key"])
             entries.append(entry)
     return entries
 

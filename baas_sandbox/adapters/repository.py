@@ -22,6 +22,7 @@ from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.antiscan import TokenBucket
+from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus
 from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
 from baas_sandbox.http.journal import Journal, MemoryBudget
 from baas_sandbox.scenarios.library import ScenarioSwitches
@@ -105,6 +106,25 @@ class SandboxStore(Protocol):
 
     def key_requests(self, account_key: str) -> list[PixKeyRequest]: ...
 
+    def add_claim(self, claim: Claim, now: dt.datetime) -> None:
+        """Store a new claim, atomically with its rules: one unfinished claim per key
+        (``KeyClaimNotFinished``); a claimant's key still held at another institution
+        (``ClaimKeyNotFound``, ``KeyAlreadyExists``) and a place in its account's limit
+        (``KeyLimitReached``: unfinished claims count); a donor's key active in its account, then
+        locked (``claim.lock_donor_key``)."""
+
+    def claim(self, claim_key: str) -> Claim | None:
+        """A copy of the claim: changes go through ``change_claim``."""
+
+    def change_claim(self, claim_key: str, change: Callable[[Claim], T], now: dt.datetime) -> T:
+        """Apply ``change`` to the stored claim atomically (``ClaimNotFound`` when there is none; if
+        it raises, nothing changes), and what its end does to the keys in the same step: a donor's
+        key unlocked (cancelled) or gone to the claimant's institution (concluded); a claimant's
+        key active in its account, and the other institution's entry gone (concluded)."""
+
+    def claims(self, account_key: str) -> list[Claim]:
+        """Copies of the account's claims, both roles, oldest first."""
+
     def record(self, kind: str, entry: dict) -> None:
         """Append to a sandbox log (``outbox``, ``webhooks``)."""
 
@@ -168,6 +188,10 @@ class InMemoryStore:
         self._dict_entries: dict[str, DictEntry] = {}
         # anti-scan buckets of key lookups, by paying account
         self._buckets: dict[str, TokenBucket] = {}
+        # claims, by key; by account (both roles); the unfinished one of each key value
+        self._claims: dict[str, Claim] = {}
+        self._claims_by_account: dict[str, list[str]] = {}
+        self._open_claims: dict[str, str] = {}
         self._logs: dict[str, deque[dict]] = {}
         self._clock = REAL_TIME
         self._due: list[tuple[dt.datetime, int, DueJob]] = []  # a heap, earliest first
@@ -240,17 +264,92 @@ class InMemoryStore:
                     if holder.status.unfinished:
                         raise errors.KeyCreationNotFinished(pix_key=request.key_value)
                     raise errors.KeyAlreadyExists(pix_key=request.key_value)
-            in_use = sum(
-                1 for key in self._requests_by_account.get(account.account_key, ())
-                if self._requests[key].claims_key
-            )
-            if in_use >= account.key_limit:
+            if self._in_use(account.account_key) >= account.key_limit:
                 raise errors.KeyLimitReached(account_key=account.account_key)
             self._requests[request.request_key] = copy.deepcopy(request)
             self._requests_by_account.setdefault(account.account_key, []).append(request.request_key)
             if request.key_value is not None:
                 self._claimed_keys[request.key_value] = request.request_key
             self._changed()
+
+    def _in_use(self, account_key: str) -> int:
+        """Places taken in the account's limit: keys active or being created, and keys it claims."""
+        return sum(
+            1 for key in self._requests_by_account.get(account_key, ())
+            if self._requests[key].claims_key
+        ) + sum(
+            1 for key in self._claims_by_account.get(account_key, ())
+            if self._claims[key].role is ClaimRole.CLAIMANT and self._claims[key].status.unfinished
+        )
+
+    def add_claim(self, claim: Claim, now: dt.datetime) -> None:
+        with self._lock:
+            if claim.key_value in self._open_claims:
+                raise errors.KeyClaimNotFinished(pix_key=claim.key_value)
+            if claim.role is ClaimRole.CLAIMANT:
+                holder_key = self._claimed_keys.get(claim.key_value)
+                if holder_key is not None:
+                    if self._requests[holder_key].status.unfinished:
+                        raise errors.KeyCreationNotFinished(pix_key=claim.key_value)
+                    raise errors.KeyAlreadyExists(pix_key=claim.key_value)
+                if claim.key_value not in self._dict_entries:
+                    raise errors.ClaimKeyNotFound(pix_key=claim.key_value)
+                if self._in_use(claim.account.account_key) >= claim.account.key_limit:
+                    raise errors.KeyLimitReached(account_key=claim.account.account_key)
+            else:
+                holder_key = self._claimed_keys.get(claim.key_value)
+                if holder_key is None or holder_key != claim.key_request_key:
+                    raise errors.KeyNotFound(pix_key=claim.key_value)
+                stored = self._requests[holder_key]
+                working = copy.deepcopy(stored)
+                claim.lock_donor_key(working, now)
+                self._requests[holder_key] = working
+                self._reindex(stored, working)
+            self._claims[claim.claim_key] = copy.deepcopy(claim)
+            self._claims_by_account.setdefault(claim.account.account_key, []).append(claim.claim_key)
+            if claim.status.unfinished:
+                self._open_claims[claim.key_value] = claim.claim_key
+            self._changed()
+
+    def claim(self, claim_key: str) -> Claim | None:
+        with self._lock:
+            claim = self._claims.get(claim_key)
+            return copy.deepcopy(claim) if claim is not None else None
+
+    def change_claim(self, claim_key: str, change: Callable[[Claim], T], now: dt.datetime) -> T:
+        with self._lock:
+            stored = self._claims.get(claim_key)
+            if stored is None:
+                raise errors.ClaimNotFound(claim_request_key=claim_key)
+            working = copy.deepcopy(stored)
+            result = change(working)
+            if stored.status.unfinished and not working.status.unfinished:
+                self._settle_keys(working, now)
+                if self._open_claims.get(working.key_value) == claim_key:
+                    del self._open_claims[working.key_value]
+            self._claims[claim_key] = working
+            self._changed()
+            return result
+
+    def _settle_keys(self, claim: Claim, now: dt.datetime) -> None:
+        if claim.role is ClaimRole.DONATOR:
+            stored = self._requests[claim.key_request_key]
+            working = copy.deepcopy(stored)
+            claim.settle_donor_key(working, now)
+            self._requests[claim.key_request_key] = working
+            self._reindex(stored, working)
+            if claim.status is ClaimStatus.CONCLUDED:
+                self._dict_entries[claim.key_value] = claim.resulting_entry(now)
+        elif claim.status is ClaimStatus.CONCLUDED:
+            self._dict_entries.pop(claim.key_value, None)
+            request = claim.claimed_key(now)
+            self._requests[request.request_key] = request
+            self._requests_by_account.setdefault(claim.account.account_key, []).append(request.request_key)
+            self._claimed_keys[claim.key_value] = request.request_key
+
+    def claims(self, account_key: str) -> list[Claim]:
+        with self._lock:
+            return [copy.deepcopy(self._claims[key]) for key in self._claims_by_account.get(account_key, ())]
 
     def key_request(self, request_key: str) -> PixKeyRequest | None:
         with self._lock:
@@ -379,6 +478,7 @@ class InMemoryStore:
                 "due_jobs": [codec.encode_due_job(job) for _, _, job in sorted(self._due)],
                 "dict_entries": [codec.encode_dict_entry(e) for e in self._dict_entries.values()],
                 "buckets": [codec.encode_bucket(b) for b in self._buckets.values()],
+                "claims": [codec.encode_claim(c) for c in self._claims.values()],
             }
 
     def replace(self, state: dict) -> None:
@@ -404,7 +504,17 @@ class InMemoryStore:
         clock = codec.decode_clock(state["clock"])
         dict_entries = {e["pix_key"]: codec.decode_dict_entry(e) for e in state.get("dict_entries", ())}
         buckets = {b["account_key"]: codec.decode_bucket(b) for b in state.get("buckets", ())}
+        claims: dict[str, Claim] = {}
+        claims_by_account: dict[str, list[str]] = {}
+        open_claims: dict[str, str] = {}
+        for data in state.get("claims", ()):
+            claim = codec.decode_claim(data, accounts)
+            claims[claim.claim_key] = claim
+            claims_by_account.setdefault(claim.account.account_key, []).append(claim.claim_key)
+            if claim.status.unfinished:
+                open_claims[claim.key_value] = claim.claim_key
         with self._lock:
+            self._claims, self._claims_by_account, self._open_claims = claims, claims_by_account, open_claims
             self._dict_entries, self._buckets = dict_entries, buckets
             self._accounts, self._credentials = accounts, credentials
             self._requests, self._requests_by_account, self._claimed_keys = requests, by_account, claimed

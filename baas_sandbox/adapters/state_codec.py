@@ -146,7 +146,10 @@ def decode_credential(data: dict) -> Credential:
 
 
 def encode_outbox_message(message: dict) -> dict:
-    return {name: message[name] for name in OUTBOX_FIELDS}
+    encoded = {name: message[name] for name in OUTBOX_FIELDS}
+    if message.get("claim_request_key") is not None:  # a claim's code
+        encoded["claim_request_key"] = message["claim_request_key"]
+    return encoded
 
 
 decode_outbox_message = encode_outbox_message  # the same fields, copied: nothing else is kept
@@ -182,3 +185,73 @@ def decode_bucket(data: dict) -> TokenBucket:
     return TokenBucket(account_key=data["account_key"], person_type=PersonType(data["person_type"]),
                        capacity=data["capacity"], tokens=float(data["tokens"]),
                        updated_at=decode_instant(data["updated_at"]))
+
+
+def _encode_code(code) -> dict | None:
+    return None if code is None else {
+        "code": code.code, "channel": code.channel, "destination": code.destination,
+        "sent_at": encode_instant(code.sent_at), "expires_at": encode_instant(code.expires_at)}
+
+
+def _decode_code(data: dict | None):
+    return None if data is None else VerificationCode(
+        code=data["code"], channel=data["channel"], destination=data["destination"],
+        sent_at=decode_instant(data["sent_at"]), expires_at=decode_instant(data["expires_at"]))
+
+
+def encode_claim(claim) -> dict:
+    """A claim (``domain/claims.py``), every field: its codes, counts and windows."""
+    person = claim.claimant
+    return {
+        "claim_request_key": claim.claim_key, "dict_claim_id": claim.dict_claim_id, "role": str(claim.role),
+        "claim_request_type": str(claim.claim_type), "claim_request_status": str(claim.status),
+        "account_key": claim.account.account_key, "requester_key": claim.requester_key,
+        "pix_key_type": str(claim.key_type), "pix_key": claim.key_value, "key_created_at": claim.key_created_at,
+        "claimant": {
+            "name": person.name, "document_number": person.document_number, "person_type": str(person.person_type),
+            "claimant_key": person.claimant_key, "account_opened_at": person.account_opened_at,
+            "account_branch": person.account_branch, "account_number": person.account_number,
+            "account_digit": person.account_digit, "account_type": person.account_type,
+            "bank_name": person.bank_name, "bank_code": person.bank_code, "ispb": person.ispb},
+        "donator_ispb": claim.donator_ispb, "created_at": claim.created_at, "updated_at": claim.updated_at,
+        "resolution_due": encode_instant(claim.resolution_due), "conclusion_due": encode_instant(claim.conclusion_due),
+        "key_request_key": claim.key_request_key,
+        "cancelled_by": None if claim.cancelled_by is None else str(claim.cancelled_by),
+        "cancellation_reason": None if claim.cancellation_reason is None else str(claim.cancellation_reason),
+        "confirmation_reason": None if claim.confirmation_reason is None else str(claim.confirmation_reason),
+        "request_failure_reason": claim.failure_reason, "verification_code": _encode_code(claim.code),
+        "accepted_code": claim.accepted_code, "wrong_codes": claim.wrong_codes, "codes_resent": claim.codes_resent,
+        "validation_due": _optional_instant(claim.validation_due), "cid": claim.cid,
+        "previous_status": None if claim.previous_status is None else str(claim.previous_status),
+    }
+
+
+def decode_claim(data: dict, accounts: dict[str, Account]):
+    from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus, ClaimType, Counterpart, Reason
+
+    person = data["claimant"]
+    due = data.get("validation_due")
+    return Claim(
+        claim_key=data["claim_request_key"], dict_claim_id=data["dict_claim_id"], role=ClaimRole(data["role"]),
+        claim_type=ClaimType(data["claim_request_type"]), status=ClaimStatus(data["claim_request_status"]),
+        account=accounts[data["account_key"]], requester_key=data["requester_key"],
+        key_type=PixKeyType(data["pix_key_type"]), key_value=data["pix_key"], key_created_at=data["key_created_at"],
+        claimant=Counterpart(
+            name=person["name"], document_number=person["document_number"],
+            person_type=PersonType(person["person_type"]), claimant_key=person["claimant_key"],
+            account_opened_at=person["account_opened_at"], account_branch=person["account_branch"],
+            account_number=person["account_number"], account_digit=person["account_digit"],
+            account_type=person["account_type"], bank_name=person["bank_name"], bank_code=person["bank_code"],
+            ispb=person["ispb"]),
+        donator_ispb=data["donator_ispb"], created_at=data["created_at"], updated_at=data["updated_at"],
+        resolution_due=decode_instant(data["resolution_due"]), conclusion_due=decode_instant(data["conclusion_due"]),
+        key_request_key=data["key_request_key"],
+        cancelled_by=None if data.get("cancelled_by") is None else ClaimRole(data["cancelled_by"]),
+        cancellation_reason=None if data.get("cancellation_reason") is None else Reason(data["cancellation_reason"]),
+        confirmation_reason=None if data.get("confirmation_reason") is None else Reason(data["confirmation_reason"]),
+        failure_reason=data.get("request_failure_reason"), code=_decode_code(data.get("verification_code")),
+        accepted_code=data.get("accepted_code"), wrong_codes=data.get("wrong_codes", 0),
+        codes_resent=data.get("codes_resent", 0), validation_due=None if due is None else decode_instant(due),
+        cid=data.get("cid"),
+        previous_status=None if data.get("previous_status") is None else ClaimStatus(data["previous_status"]),
+    )

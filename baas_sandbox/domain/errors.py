@@ -102,11 +102,73 @@ class NotEnoughPermission(BaasError):
 
 
 class KeyClaimNotFinished(BaasError):
-    """The key is locked by an unfinished claim (DICT's EntryLockedByClaim). Raised by the domain
-    for a key with a ``claim_lock``; no operation sets one yet (claims come next)."""
+    """The key is locked by an unfinished claim (DICT's EntryLockedByClaim, ClaimAlreadyExistsForKey):
+    it cannot be deleted, nor claimed again, until the claim is over."""
 
     status, code, title = 400, "PIX000072", "Pix Key Claim Non Finished"
     description = "A chave pix {pix_key} possui um pedido de portabilidade ou reivindicação não finalizado."
+
+
+class ClaimNotFound(BaasError):
+    status, code, title = 404, "PIX000034", "Claim Request not found"
+    description = "Claim Request not found for key: {claim_request_key}."
+    translation = "Pedido de portabilidade não encontrado para a chave: {claim_request_key}."
+
+
+class ClaimActionNotAllowedForDonator(BaasError):
+    """A claimant's action (two-step validation, the other bank's answer) on a claim where the
+    caller is the donor."""
+
+    status, code, title = 400, "PIX000035", "Claim request action not allowed for donator"
+    description = "Claim request {claim_request_key}: action not allowed for the donator."
+    translation = "Pedido de portabilidade {claim_request_key}: ação não permitida para o doador."
+
+
+class ClaimActionNotAllowedForClaimer(BaasError):
+    """A donor's action (confirm, donor validation, completion) on a claim the caller made."""
+
+    status, code, title = 400, "PIX000036", "Action not allowed for claimer"
+    description = "Claim request {claim_request_key}: action not allowed for the claimer."
+    translation = "Pedido de portabilidade {claim_request_key}: ação não permitida para o reivindicador."
+
+
+class ClaimActionNotAllowedInStatus(BaasError):
+    status, code, title = 400, "PIX000046", "Portability action not allowed in current status"
+    description = "Claim request {claim_request_key}: action not allowed in status {status}."
+    translation = "Pedido de portabilidade {claim_request_key}: ação não permitida no status {status}."
+
+
+class ClaimTypeInconsistent(BaasError):
+    """Sandbox code (DICT's ClaimTypeInconsistent; the provider documents none): a random key, or a
+    CPF/CNPJ of another person, cannot be claimed."""
+
+    status, code, title = 400, "DCT000001", "Claim type inconsistent"
+    description = "Pix key {pix_key} cannot be claimed: {reason}."
+    translation = "A chave pix {pix_key} não pode ser reivindicada: {reason}."
+
+
+class ClaimKeyNotFound(BaasError):
+    """Sandbox code (DICT's ClaimKeyNotFound): nobody holds the key: register it instead."""
+
+    status, code, title = 400, "DCT000002", "Claim key not found"
+    description = "Pix key {pix_key} is not registered in DICT: register it instead of claiming it."
+    translation = "A chave pix {pix_key} não está registrada no DICT: registre-a em vez de reivindicá-la."
+
+
+class ClaimReasonNotAllowed(BaasError):
+    """Sandbox code (DICT's InvalidReason): a reason DICT does not allow this role for this type."""
+
+    status, code, title = 400, "DCT000003", "Invalid reason"
+    description = "Reason {reason} is not allowed to the {role} of an {claim_type} claim."
+    translation = "O motivo {reason} não é permitido ao {role} de um pedido de {claim_type}."
+
+
+class VerificationCodeRequired(BaasError):
+    """Sandbox code: the donor cancels an ownership claim with the code of its validation."""
+
+    status, code, title = 400, "DCT000004", "Verification code required"
+    description = "Cancelling an ownership claim needs the verification_code of the donator's validation."
+    translation = "Cancelar uma reivindicação de posse exige o verification_code da validação do doador."
 
 
 class RateLimited(BaasError):
@@ -189,6 +251,20 @@ class TooManyResends(BaasError):
     status, code, title, two_factor_shape = 429, "2FA000429", "Too Many Requests", True
     description = "Too many codes sent for this key request."
     translation = "Códigos de verificação enviados demais para este pedido de criação."
+
+
+class ClaimTooManyWrongCodes(BaasError):
+    """``TooManyWrongCodes`` of a claim: the claimant's claim fails; the donor's validation ends."""
+
+    status, code, title, two_factor_shape = 429, "2FA000429", "Too Many Requests", True
+    description = "Too many wrong codes for this claim request."
+    translation = "Códigos de verificação inválidos demais para este pedido de portabilidade."
+
+
+class ClaimTooManyResends(BaasError):
+    status, code, title, two_factor_shape = 429, "2FA000429", "Too Many Requests", True
+    description = "Too many codes sent for this claim request."
+    translation = "Códigos de verificação enviados demais para este pedido de portabilidade."
 
 
 class InvalidPixKey(BaasError):

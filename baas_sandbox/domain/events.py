@@ -120,3 +120,48 @@ class KeyDeleted(Event):
     pix_key: str
     pix_key_type: str
     deleted_at: str
+
+
+@dataclass(frozen=True)
+class ClaimStatusChanged(Event):
+    """A claim was opened or changed status: the ``claim_request`` webhook (the provider's flat
+    body) and a ``pix_key_claim_status_changed`` data event. ``previous_status`` None: opened."""
+
+    tenant: str
+    cid: str | None
+    claim_request_key: str
+    account_key: str
+    pix_key: str
+    pix_key_type: str
+    claim_request_type: str
+    role: str
+    previous_status: str | None
+    claim_request_status: str
+    claimant_person_type: str
+    claimant_document_number: str
+    claimant_account_branch: str
+    claimant_account_number: str
+    claimant_account_digit: str
+    cancelled_by: str | None
+    cancellation_reason: str | None
+    confirmation_reason: str | None
+    request_failure_reason: str | None
+    changed_at: str
+
+    def webhook_body(self) -> dict:
+        """The ``claim_request`` body, field for field as the provider sends it."""
+        return {
+            "account_key": self.account_key,
+            "pix_key": self.pix_key,
+            "pix_key_type": self.pix_key_type,
+            "claim_request_type": self.claim_request_type,
+            "role": self.role,
+            "claim_request_key": self.claim_request_key,
+            "claim_request_status": self.claim_request_status,
+            "claimant_person_type": self.claimant_person_type,
+            "claimant_document_number": self.claimant_document_number,
+            "claimant_account_branch": self.claimant_account_branch,
+            "claimant_account_number": self.claimant_account_number,
+            "claimant_account_digit": self.claimant_account_digit,
+            "webhook_type": "claim_request",
+        }

@@ -186,6 +186,8 @@ class KeyStatus(StrEnum):
     PENDING_CONFIRMATION = "pending_confirmation"
     ACTIVE = "active"
     INACTIVE = "inactive"
+    #: Active, with an unfinished claim of another institution on it (locked: not deletable).
+    PENDING_CLAIM = "pending_claim_request_confirmation"
 
 
 @dataclass
@@ -229,7 +231,7 @@ class PixKeyRequest:
     #: When a request still in ``pending_validation`` expires (None once it has left that state).
     validation_due: dt.datetime | None = None
     #: The unfinished claim (its key) that locks this key: it cannot be deleted meanwhile (DICT's
-    #: EntryLockedByClaim). Set and cleared by claims; None: not locked.
+    #: EntryLockedByClaim). Set and cleared by claims (domain/claims.py); None: not locked.
     claim_lock: str | None = None
 
     @property

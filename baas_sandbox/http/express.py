@@ -132,6 +132,8 @@ class ExpressOperation:
             body_accepts = _accepts(body["content"]["application/json"].get("schema"))
         responses, response_accepts = {}, {}
         for status, response in operation.get("responses", {}).items():
+            if str(status).startswith("2") and not response.get("content"):
+                raise NotExpress(f"a {status} response without a body")  # the lane writes JSON bodies only
             if set(response.get("content", {})) - {"application/json"}:
                 raise NotExpress(f"a {status} response other than JSON")  # the lane writes JSON only
             schema = response.get("content", {}).get("application/json", {}).get("schema")

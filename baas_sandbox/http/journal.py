@@ -25,7 +25,7 @@ from baas_sandbox.spec import PLAIN, Contract, Operation
 if TYPE_CHECKING:  # the namespaces hold journals: this module is imported by theirs
     from baas_sandbox.services.namespaces import Namespaces
 
-PRODUCT_PREFIXES = ("/banking-auth", "/baas")
+PRODUCT_PREFIXES = ("/banking-auth", "/baas", "/mock/")
 MASK = "****"
 #: Each body is kept up to this size; a longer one is not kept (``*_body_cut``: it was cut).
 BODY_LIMIT = 64 * 1024

@@ -29,7 +29,8 @@ from baas_sandbox.spec import Contract
 
 #: The request values an answer may name (the seed documents' placeholders), and the key's type,
 #: which goes with its value (an injected 201 must not call an email key "cnpj").
-MENTIONED = ("account_key", "pix_key", "pix_key_type", "pix_key_request_key", "provider", "type")
+MENTIONED = ("account_key", "pix_key", "pix_key_type", "pix_key_request_key", "claim_request_key", "provider",
+             "type")
 
 
 def request_values(path_params: dict, query_string: bytes, body: bytes) -> dict[str, str]:

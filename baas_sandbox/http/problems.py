@@ -48,7 +48,13 @@ class Api(Enum):
         for api in (cls.BANKING_AUTH, cls.BAAS):
             if path == api.value or path.startswith(api.value + "/"):
                 return api
+        if path.startswith(MOCK_PREFIX + "/"):  # the provider's sandbox simulations: the Pix key API's
+            return cls.BAAS
         return cls.ADMIN
+
+
+#: The provider's sandbox simulations (``/mock/pix_keys/...``), answered like the Pix key API.
+MOCK_PREFIX = "/mock"
 
 
 # Sandbox problems: status -> (code, title, English text, Portuguese text)

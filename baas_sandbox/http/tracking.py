@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from baas_sandbox.ids import new_id
 
 HEADER = "tracking_id"
-PRODUCT_PREFIXES = ("/banking-auth", "/baas")
+PRODUCT_PREFIXES = ("/banking-auth", "/baas", "/mock/")
 
 _current: ContextVar[str | None] = ContextVar("tracking_id", default=None)
 

@@ -31,10 +31,11 @@ EVENT_TYPES = {
     "pix_key_activated": "pix",
     "pix_key_request_rejected": "pix",
     "pix_key_deleted": "pix",
+    "pix_key_claim_status_changed": "pix",
 }
 
 #: What a webhook subscription can ask for: the platform's webhook, any data event, or everything.
-SUBSCRIBABLE = frozenset({"*", "key_inclusion", *EVENT_TYPES})
+SUBSCRIBABLE = frozenset({"*", "key_inclusion", "claim_request", *EVENT_TYPES})
 
 
 def data_event(event: events.Event, now, ids=new_id) -> dict | None:
@@ -95,6 +96,15 @@ def _translate(event: events.Event) -> tuple[str, dict] | None:
                 "deletion_request_key": event.deletion_request_key, "account_key": event.account_key,
                 "pix_key": event.pix_key, "pix_key_type": event.pix_key_type, "pix_key_status": "inactive",
                 "reason": "user_requested", "deleted_at": event.deleted_at}
+        case events.ClaimStatusChanged():
+            return "pix_key_claim_status_changed", {
+                "claim_request_key": event.claim_request_key, "account_key": event.account_key,
+                "pix_key": event.pix_key, "pix_key_type": event.pix_key_type,
+                "claim_request_type": event.claim_request_type, "role": event.role,
+                "previous_status": event.previous_status, "claim_request_status": event.claim_request_status,
+                "cancelled_by": event.cancelled_by, "cancellation_reason": event.cancellation_reason,
+                "confirmation_reason": event.confirmation_reason,
+                "request_failure_reason": event.request_failure_reason, "changed_at": event.changed_at}
     return None
 
 

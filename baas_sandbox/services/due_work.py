@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from baas_sandbox.domain.due_work import DueJob
-from baas_sandbox.services import pix_keys
+from baas_sandbox.services import claims, pix_keys
 from baas_sandbox.services.sandbox import Sandbox
 
 #: kind -> what runs, given the namespace and the job's subject
 JOBS: dict[str, Callable[[Sandbox, str], None]] = {
     pix_keys.DECIDE: pix_keys.decide,
     pix_keys.END_VALIDATION_WINDOW: pix_keys.expire_validation,
+    claims.RESOLUTION_DEADLINE: claims.resolution_deadline,
+    claims.CONCLUSION_DEADLINE: claims.conclusion_deadline,
+    claims.END_CLAIM_VALIDATION: claims.expire_validation,
 }
 
 

@@ -186,7 +186,8 @@ def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str, cid: str | N
 def account_keys(sandbox: Sandbox, tenant: Tenant, account_key: str,
                  status: str | None = None) -> list[PixKeyRequest]:
     """The account's keys: of one status (``pending_confirmation``, ``active``, ``inactive``: the
-    deleted ones), or without one those active or being created. Rejected requests leave no key."""
+    deleted ones, ``pending_claim_request_confirmation``: claimed by another institution), or
+    without one those active, claimed or being created. Rejected requests leave no key."""
     _callers_account(sandbox, tenant, account_key)
     requests = sandbox.store.key_requests(account_key)
     if status is None:
@@ -256,7 +257,7 @@ def lookup_key(sandbox: Sandbox, tenant: Tenant, key_value: str, account_key: st
     now = sandbox.clock()
     holder = sandbox.store.key_holder(key_value)
     found: dict | None = None
-    if holder is not None and holder.key_status is KeyStatus.ACTIVE:
+    if holder is not None and holder.key_status in (KeyStatus.ACTIVE, KeyStatus.PENDING_CLAIM):
         found = _own_entry(holder)
     else:
         entry = sandbox.store.dict_entry(key_value)

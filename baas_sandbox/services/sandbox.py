@@ -4,9 +4,10 @@ event in it; and the ``Settings`` of the process that serves every namespace."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +179,8 @@ class Sandbox:
         #: While a due job runs, the moment it fell due: what it writes is dated then, not at the
         #: end of a clock jump that made several jobs due at once.
         self._running_at: dt.datetime | None = None
+        #: While fixtures are stored: what they do is the starting state, not events.
+        self._quiet = False
         # Made once: a reset keeps their ids and secrets, so a receiver set up from them keeps working.
         self._fixture_subscriptions = [
             self.webhooks.subscribe(entry["url"], entry["events"], entry.get("secret"))
@@ -186,6 +189,7 @@ class Sandbox:
         self._followers: dict[type, list[Callable[[events.Event], None]]] = {
             events.VerificationCodeSent: [self.record_outbox],
             events.KeyRequestDecided: [self._send_key_inclusion],
+            events.ClaimStatusChanged: [self._send_claim_request],
             events.CredentialSaved: [self._log_credential],
         }
         self.reset()
@@ -202,6 +206,7 @@ class Sandbox:
         for entry in self.fixtures.dict_entries:  # checked at load: none clashes with another key
             self.store.add_dict_entry(entry)
         self._seed_key_requests()
+        self._seed_claims()
         self.store.scenario_switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
 
@@ -222,6 +227,16 @@ class Sandbox:
                 # same fixtures are refused the same way at start, so a reset never meets this
                 raise FixtureError(self.settings.fixtures_dir / "key_requests.yaml", None,
                                    f"key_requests[{index}]", str(refused)) from None
+
+    def _seed_claims(self) -> None:
+        from baas_sandbox.services.claims import seed_claim
+
+        for index, entry in enumerate(self.fixtures.claims):
+            try:
+                seed_claim(self, entry)
+            except errors.DomainError as refused:
+                raise FixtureError(self.settings.fixtures_dir / "claims.yaml", None,
+                                   f"claims[{index}]", str(refused)) from None
 
     # -- time ---------------------------------------------------------------------------------------
 
@@ -321,7 +336,18 @@ class Sandbox:
 
     # -- what follows each event --------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Publish nothing in the block (fixtures: the starting state announces nothing)."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+
     def publish(self, *happened: events.Event) -> None:
+        if self._quiet:
+            return
         for event in happened:
             for follow in self._followers.get(type(event), ()):
                 follow(event)
@@ -361,6 +387,13 @@ class Sandbox:
         self.record("webhooks", {"webhook_type": "key_inclusion", "recorded_at": timestamp(self.clock()),
                                  "body": body})
         self.webhooks.publish("key_inclusion", body)
+
+    def _send_claim_request(self, event: events.Event) -> None:
+        assert isinstance(event, events.ClaimStatusChanged)
+        body = event.webhook_body()
+        self.record("webhooks", {"webhook_type": "claim_request", "recorded_at": timestamp(self.clock()),
+                                 "body": body})
+        self.webhooks.publish("claim_request", body)
 
     @staticmethod
     def _log_credential(event: events.Event) -> None:

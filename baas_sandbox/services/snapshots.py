@@ -53,7 +53,7 @@ QUOTE_LIMIT = 80
 KEY_STATUSES_OF = {
     RequestStatus.PENDING_VALIDATION: (KeyStatus.PENDING_CONFIRMATION,),
     RequestStatus.PENDING: (KeyStatus.PENDING_CONFIRMATION,),
-    RequestStatus.APPROVED: (KeyStatus.ACTIVE, KeyStatus.INACTIVE),
+    RequestStatus.APPROVED: (KeyStatus.ACTIVE, KeyStatus.INACTIVE, KeyStatus.PENDING_CLAIM),
     RequestStatus.REJECTED: (KeyStatus.INACTIVE,),
 }
 
@@ -205,8 +205,9 @@ class _Rules:
         accounts = self._accounts()
         requests = self._key_requests(accounts)
         self._credentials()
-        self._outbox(requests)
-        self._due_jobs(requests)
+        claims = self._claims(accounts, requests)
+        self._outbox(requests, claims)
+        self._due_jobs(requests | claims)
         self._scenarios()
         self._subscriptions()
         self._dict_entries(accounts)
@@ -357,13 +358,45 @@ class _Rules:
                 self.problem(f"{credential['provider']} does not serve the type {credential['type']}",
                              "credentials", index, "provider")
 
-    def _outbox(self, requests: set[str]) -> None:
+    def _claims(self, accounts: dict[str, dict | None], requests: set[str]) -> set[str]:
+        """Claims: unique keys, their account in the document, a donor's key request in it, one
+        unfinished claim per key."""
+        seen: dict[str, int] = {}
+        open_keys: dict[str, int] = {}
+        found: set[str] = set()
+        for index, claim in enumerate(self.doc.get("claims", [])):
+            if not self.fits("claims", index):
+                continue
+            if not self._unique(seen, claim["claim_request_key"], "claims", index, "claim_request_key",
+                                "claim_request_key"):
+                continue
+            found.add(claim["claim_request_key"])
+            if claim["account_key"] not in accounts:
+                self.problem(f"no account {claim['account_key']} in the document's accounts", "claims", index,
+                             "account_key")
+            if claim["role"] == "donator" and claim["key_request_key"] not in requests:
+                self.problem(f"no key request {claim['key_request_key']} in the document's key_requests",
+                             "claims", index, "key_request_key")
+            if claim["claim_request_status"] not in ("concluded", "cancelled", "failed"):
+                if claim["pix_key"] in open_keys:
+                    self.problem(f"the key {_quote(claim['pix_key'])} has two unfinished claims", "claims", index,
+                                 "pix_key")
+                open_keys[claim["pix_key"]] = index
+            for field in ("resolution_due", "conclusion_due"):
+                self._instant(claim[field], "claims", index, field)
+        return found
+
+    def _outbox(self, requests: set[str], claims: set[str] = frozenset()) -> None:
         seen: dict[str, int] = {}
         for index, message in enumerate(self.doc["outbox"]):
             if not self.fits("outbox", index):
                 continue
             self._unique(seen, message["message_id"], "outbox", index, "message_id", "message_id")
-            if message["pix_key_request_key"] not in requests:
+            if message.get("claim_request_key") is not None:
+                if message["claim_request_key"] not in claims:
+                    self.problem(f"no claim {message['claim_request_key']} in the document's claims",
+                                 "outbox", index, "claim_request_key")
+            elif message["pix_key_request_key"] not in requests:
                 self.problem(f"no key request {message['pix_key_request_key']} in the document's key_requests",
                              "outbox", index, "pix_key_request_key")
 
@@ -372,8 +405,8 @@ class _Rules:
             if not self.fits("due_jobs", index):
                 continue
             if job["subject"] not in requests:
-                self.problem(f"no key request {job['subject']} in the document's key_requests", "due_jobs", index,
-                             "subject")
+                self.problem(f"no key request or claim {job['subject']} in the document's key_requests or claims",
+                             "due_jobs", index, "subject")
             self._instant(job["due_at"], "due_jobs", index, "due_at")
 
     def _scenarios(self) -> None:
@@ -454,7 +487,7 @@ def _apply(sandbox: Sandbox, document: dict) -> None:
     sandbox.stop_timers()
     sandbox.store.replace({name: document.get(name, []) for name in
                            ("clock", "accounts", "key_requests", "credentials", "outbox", "due_jobs",
-                            "dict_entries", "buckets")})
+                            "dict_entries", "buckets", "claims")})
     sandbox.store.scenario_switches = switches
     sandbox.webhooks.reset(subscriptions)  # deliveries in flight are dropped: they were the old state's
     sandbox.wake()
