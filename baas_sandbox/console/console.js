@@ -247,7 +247,7 @@
           if (!op || !op.operationId) continue;
           if (target === "product") {
             state.productOps.add(op.operationId);
-            state.productPaths[op.operationId] = {method: method.toUpperCase(), path, op};
+            state.productPaths[op.operationId] = {method: method.toUpperCase(), path, op, item: item.parameters || []};
           } else {
             state.adminOps.set(op.operationId, {method: method.toUpperCase(), path, op});
           }
@@ -789,53 +789,60 @@
 
   // ---------- claims and rate limits (shown when main's API has them) ----------
 
+  // Claims: the product API's list of each account's claims (as claimer and as donor), with the
+  // other bank's side as buttons: every documented /mock/ simulation of a claim.
   async function loadClaims() {
     const root = $("claims");
-    const list = adminPath((id, e) => e.method === "GET" && /claims$/.test(e.path) && !/\{/.test(e.path));
+    const list = state.productPaths["list-account-key-claims"];
     if (!list) {
-      root.replaceChildren(h("p", {class: "muted", text: "This sandbox's API has no claims yet (no GET /__admin/claims in its spec)."}));
+      root.replaceChildren(h("p", {class: "muted", text: "This sandbox's API has no claims (no list-account-key-claims in its spec)."}));
       return;
     }
-    const data = await admin("GET", list.path.replace(/^\/__admin/, ""));
-    renderClaims(data);
-  }
-
-  function renderClaims(data) {
-    const claims = data.claims || [];
-    const root = $("claims");
-    root.replaceChildren(h("p", {class: "hint", text: "Claims this sandbox's accounts are party to: as the donor (another bank claims one of our keys) and as the claimer."}));
-    const list = h("ul", {class: "list"});
-    for (const claim of claims) list.append(claimItem(claim));
-    if (!claims.length) list.append(h("li", {class: "muted", text: "No claims."}));
-    root.append(list);
+    const claims = [];
+    for (const account of state.accounts) {
+      const path = list.path.replace("{account_key}", encodeURIComponent(account.account_key)) + "?page_size=100";
+      try {
+        const page = await product("GET", path, account.tenant);
+        for (const claim of (page && page.data) || []) claims.push(Object.assign({tenant: account.tenant, owner: account.owner_name}, claim));
+      } catch (_) { /* a closed account or one without a person: no claims to show */ }
+    }
+    if (unchanged("claims", claims)) return;
+    const items = claims.map(claimItem);
+    root.replaceChildren(h("p", {class: "hint", text: "Claims of this namespace's accounts, as the claimer (claimant) and as the donor, "
+      + "with their windows; the buttons play the other bank (the /mock/ simulations of the product API)."}),
+      h("ul", {class: "list"}, items.length ? items : h("li", {class: "muted", text: "No claims."})));
   }
 
   function claimItem(claim) {
     const fields = h("dl", {class: "facts"});
     for (const [name, value] of Object.entries(claim)) {
-      if (value && typeof value === "object") continue;
-      fields.append(h("dt", {text: name}), h("dd", {text: value === null ? "—" : String(value)}));
+      if (value !== null && typeof value === "object") continue;
+      const shown = /(_date|_at)$/.test(name) && value ? showTime(parseTime(value)) : value === null ? "—" : String(value);
+      fields.append(h("dt", {text: name}), h("dd", {text: shown}));
     }
-    const item = h("li", {class: "card claim", "data-claim-id": claim.claim_id || claim.id || ""},
-      h("h3", {}, `${claim.claim_type || claim.type || "claim"} · ${claim.pix_key || ""} `,
-        h("span", {class: "badge " + statusClass(claim.status), text: claim.status || ""}), " ",
-        claim.role ? h("span", {class: "badge muted", text: claim.role}) : null), fields);
+    const key = claim.claim_request_key;
+    const item = h("li", {class: "card claim", "data-claim-key": key || "", "data-claim-status": claim.claim_status || ""},
+      h("h3", {}, `${claim.claim_type || "claim"} of ${claim.pix_key_type || ""} ${claim.pix_key || ""} `,
+        h("span", {class: "badge " + statusClass(claim.claim_status), text: claim.claim_status || ""}), " ",
+        h("span", {class: "badge muted", text: claim.claim_flow_type || ""})), fields);
     const actions = h("div", {class: "actions"});
-    for (const [id, entry] of state.productOpsMock()) {
-      if (!/\{/.test(entry.path)) continue;
-      const label = (entry.op.summary || id).replace(/\.$/, "");
-      actions.append(h("button", {type: "button", "data-action": "mock-" + id, text: label,
-        onclick: () => act(label + ".", async () => {
-          const path = entry.path.replace(/\{[^}]+\}/g, () => encodeURIComponent(claim.claim_id || claim.id));
-          await product(entry.method, path, claim.tenant || state.tenants[0].name, entry.op.requestBody ? {} : undefined);
-          await loadClaims();
-        })}));
+    for (const [id, entry] of Object.entries(state.productPaths)) {
+      if (!/^\/mock\//.test(entry.path) || !entry.path.includes("{claim_request_key}") || !key) continue;
+      const param = (entry.op.parameters || []).concat(entry.item || []).find((p) => p.name === "claim_action");
+      const choices = /\{claim_action\}/.test(entry.path) ? ((param && param.schema && param.schema.enum) || ["confirmed", "cancelled", "failed", "concluded"]) : [null];
+      for (const choice of choices) {
+        const label = (entry.op.summary || id).replace(/\.$/, "") + (choice ? ": " + choice : "");
+        const path = entry.path.replace("{claim_request_key}", encodeURIComponent(key)).replace("{claim_action}", choice || "");
+        actions.append(h("button", {type: "button", "data-action": id + (choice ? "-" + choice : ""), text: label,
+          onclick: () => act(label + ".", async () => {
+            await product(entry.method, path, claim.tenant, entry.op.requestBody ? {} : undefined);
+            await loadClaims();
+          })}));
+      }
     }
     if (actions.childElementCount) item.append(actions);
     return item;
   }
-
-  state.productOpsMock = () => Object.entries(state.productPaths).filter(([, e]) => /^\/mock\//.test(e.path) && /claim/.test(e.path));
 
   async function loadRateLimits() {
     const root = $("rate-limits");
