@@ -62,6 +62,11 @@ OPERATIONS: dict[str, str | Callable] = {
     "put-state": "baas_sandbox.handlers.state:put_state",
     "get-front-door": "baas_sandbox.handlers.front_door:front_door",
     "get-admin-front-door": "baas_sandbox.handlers.front_door:front_door",
+    "get-console": "baas_sandbox.handlers.console:console_page",
+    "get-console-script": "baas_sandbox.handlers.console:console_script",
+    "get-console-style": "baas_sandbox.handlers.console:console_style",
+    "list-tenants": "baas_sandbox.handlers.console:list_tenants",
+    "list-key-requests": "baas_sandbox.handlers.console:list_key_requests",
 }
 
 

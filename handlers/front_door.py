@@ -16,6 +16,8 @@ from baas_sandbox import __version__
 
 #: What a person can open, by the link's name: (path, what it is).
 LINKS = {
+    "console": ("/__admin/console", "the web console: accounts and keys live, verification codes, the clock, events, "
+                "webhooks, scenarios, the request journal"),
     "product_api_ui": ("/ui/", "Swagger UI of the product APIs: credentials and Pix keys"),
     "product_api_spec": ("/openapi.json", "OpenAPI document of the product APIs (spec/openapi.yaml)"),
     "admin_api": ("/__admin/", "the sandbox control API's index (this page, under /__admin)"),
@@ -87,6 +89,8 @@ def page(document: dict) -> str:
   <p>Product requests need <code>Authorization: Bearer org-a-token</code> (or <code>org-b-token</code>);
   the sandbox control API under <code>/__admin</code> needs no tenant token.
   The same index as JSON: <code>Accept: application/json</code>.</p>
+  <p class="console">New here? Open <a href="/__admin/console">the console</a>: the namespace's accounts and keys moving
+  live, the verification codes "sent", the clock, events, webhooks, scenarios and the request journal, in one page.</p>
   <h2>Open</h2>
   <ul>
 {links}

@@ -152,6 +152,17 @@ def test_the_distribution_lists_every_package_of_the_engine():
     assert found <= configured, f"missing from pyproject.toml's packages: {sorted(found - configured)}"
 
 
+def test_the_consoles_files_are_package_data():
+    """The console's page, script and style are not Python: a file the package-data globs miss would
+    be missing from a wheel only (.ci/check-install serves them from one)."""
+    import fnmatch
+
+    globs = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["baas_sandbox.console"]
+    files = [p.name for p in (PACKAGE_DIR / "console").iterdir() if p.is_file() and p.suffix != ".py"]
+    assert {"index.html", "console.js", "console.css"} <= set(files)
+    assert all(any(fnmatch.fnmatch(name, glob) for glob in globs) for name in files), files
+
+
 def test_the_readme_lists_every_option_of_serve():
     """The README's `baas-sandbox serve` block is where people look first: no option missing."""
     readme = (PROJECT_ROOT / "README.md").read_text()

@@ -56,6 +56,8 @@ class SandboxStore(Protocol):
     def tenant(self, name: str) -> Tenant | None: ...
     def tenant_count(self) -> int: ...
 
+    def tenants(self) -> list[Tenant]: ...
+
     def add_account(self, account: Account) -> None:
         """Store a new account; ``AccountAlreadyExists`` when its key is taken."""
 
@@ -220,6 +222,10 @@ class InMemoryStore:
 
     def tenant_count(self) -> int:
         return len(self._tenants)
+
+    def tenants(self) -> list[Tenant]:
+        with self._lock:
+            return sorted(self._tenants.values(), key=lambda tenant: tenant.name)
 
     def add_account(self, account: Account) -> None:
         with self._lock:

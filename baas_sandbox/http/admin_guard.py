@@ -16,7 +16,7 @@ ways in, each closed here, in the admin API's own error format (``http/problems.
   a body that is not ``application/json`` (415 ``SBX000415``), which a browser can only send after
   a preflight. A bodiless ``curl -X POST .../__admin/reset`` (no ``Origin``, no body) still works.
 - **The network** (``--host 0.0.0.0``): with an admin token set, every admin request but Swagger UI's
-  page and the spec it loads (a browser navigation cannot carry a token; they hold no state) needs
+  page, the spec it loads and the console's page and files (a browser navigation cannot carry a token; they hold no state) needs
   ``Authorization: Bearer <token>``, compared in constant time; otherwise 401 ``SBX000401``. The
   token is never echoed, logged or journaled.
 
@@ -40,7 +40,7 @@ ADMIN_PREFIX = "/__admin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: What a browser loads by navigation (Swagger UI's page, its files, the spec it shows): no token
 #: can be attached to those requests, and they hold nothing of the sandbox's state.
-PUBLIC_PATHS = re.compile(r"^/__admin/(ui(/.*)?|openapi\.json)$")
+PUBLIC_PATHS = re.compile(r"^/__admin/(ui(/.*)?|openapi\.json|console(/console\.(js|css))?)$")
 JSON = "application/json"
 
 
