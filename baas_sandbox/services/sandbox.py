@@ -176,6 +176,7 @@ class Sandbox:
         self.created_at = now
         self.last_used = now  # real time: what the idle time-out measures
         self._alarm: asyncio.TimerHandle | None = None
+        self._alarm_for: tuple | None = None  # (due time, clock setting) the alarm was set for
         #: While a due job runs, the moment it fell due: what it writes is dated then, not at the
         #: end of a clock jump that made several jobs due at once.
         self._running_at: dt.datetime | None = None
@@ -310,16 +311,22 @@ class Sandbox:
         """Wake up when the earliest job falls due (a frozen clock makes nothing due by itself)."""
         if self._running_at is not None:
             return  # run_due arms once its jobs are done
-        due = self.store.next_due()
+        due, setting = self.store.next_due(), self.store.clock()
+        if self._alarm is not None and self._alarm_for == (due, setting):
+            return  # armed for this very moment already: every key creation schedules work
         self._disarm()
-        if due is None or self.store.clock().frozen:
+        if due is None or setting.frozen:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (start-up): the first request settles, the server's start arms
             return
         delay = max((due - self.clock()).total_seconds(), 0.0)
-        self._alarm = loop.call_later(delay, self.run_due)
+        self._alarm, self._alarm_for = loop.call_later(delay, self._ring), (due, setting)
+
+    def _ring(self) -> None:
+        self._alarm = None  # fired: the next _arm sets a new one, even for the same moment
+        self.run_due()
 
     def _disarm(self) -> None:
         if self._alarm is not None:
