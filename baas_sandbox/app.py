@@ -24,8 +24,10 @@ from typing import Any
 
 from baas_sandbox import handlers
 from baas_sandbox.adapters.fixtures import load_fixtures
+from baas_sandbox.adapters.repository import InMemoryStore, StoreUnavailable
 from baas_sandbox.adapters.yamlfile import FileProblem
 from baas_sandbox.http import express
+from baas_sandbox.http.store_faults import AnswerStoreFaults
 from baas_sandbox.scenarios.library import ScenarioLibrary
 from baas_sandbox.scenarios.watcher import watch
 from baas_sandbox.services.accounts import build_account
@@ -102,15 +104,20 @@ def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
         raise type(problems[0]).several(problems)
     namespaces = Namespaces(Shared(settings, fixtures, scenarios, state_schema=specs.state_schema),
                             max_namespaces=settings.max_namespaces, idle_ttl=settings.namespace_idle_ttl)
-    namespaces.hold(_made_now(Sandbox.start(namespaces.shared, DEFAULT)))
+    shared = namespaces.shared
+    # The fixtures' key requests and claims meet the store's rules at start-up (a broken fixture
+    # stops the start), in a namespace made in memory before the server's loop runs.
+    default = _made_now(Sandbox.start(shared, DEFAULT, InMemoryStore(settings.journal_size, shared.journal_budget)))
+    if settings.store_url is None:
+        namespaces.hold(default)  # it is the default namespace
+    else:
+        default.close()  # the shared one is made (or joined) on the serving loop: SandboxApp._lifespan
     return namespaces
 
 
 def _made_now(starting: Coroutine[Any, Any, Sandbox]) -> Sandbox:
-    """The default namespace, made before the server's loop runs: the fixtures' key requests and
-    claims meet the store's rules at start-up (a broken fixture stops the start). Made on a loop of
-    its own, which it outlives: the in-memory store holds nothing of a loop but its timer, stopped
-    here (the server's start sets it again: ``Sandbox.wake``)."""
+    """A namespace made on a loop of its own, which it outlives: the in-memory store holds nothing of
+    a loop but its timer, stopped here (the server's start sets it again: ``Sandbox.wake``)."""
     sandbox = asyncio.run(starting)
     sandbox.stop_timers()
     return sandbox
@@ -143,12 +150,14 @@ class SandboxApp:
             # an Origin when the allowed origins are a pattern (they always are here).
             self._entry = express.ExpressLane(self._full_pipeline, namespaces, operations, cors_vary=True,
                                               counts=self.express_counts, max_body_size=settings.max_body_size)
+        # A store that cannot answer (Redis down): 503 wherever it is met (http/store_faults.py).
+        self._entry = AnswerStoreFaults(self._entry)
 
     @property
     def sandbox(self) -> Sandbox:
         """The default namespace."""
         sandbox = self.namespaces.existing(DEFAULT)
-        assert sandbox is not None  # made at start-up, and never dropped
+        assert sandbox is not None  # made at start-up (a shared store's: once the server started)
         return sandbox
 
     async def __call__(self, scope, receive, send) -> None:
@@ -234,6 +243,11 @@ class SandboxApp:
         if self.settings.hot_reload:
             tasks.append(asyncio.create_task(watch(self.namespaces.shared.scenarios, stop)))
         tasks.append(asyncio.create_task(_drop_idle_namespaces(self.namespaces, stop)))
+        if self.namespaces.existing(DEFAULT) is None:  # a shared store: made, or joined, now
+            try:
+                await self.namespaces.get(DEFAULT)
+            except StoreUnavailable as exc:  # the sandbox starts anyway, and heals: its first request makes it
+                logger.warning("the shared store cannot be reached yet (%s): the sandbox answers 503 until it is", exc)
         for sandbox in self.namespaces:
             await sandbox.wake()  # due work already stored (a state file) gets its timer
         # The build takes most of a second of CPU in a thread that shares the interpreter's lock with
@@ -258,6 +272,7 @@ class SandboxApp:
             await sandbox.webhooks.aclose()
         for task in tasks:
             await asyncio.wait_for(task, timeout=5)
+        await self.namespaces.shared.close()
         await send({"type": "lifespan.shutdown.complete"})
 
     # -- the state file ------------------------------------------------------------------------------

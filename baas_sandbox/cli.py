@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -21,6 +22,8 @@ from baas_sandbox.defaults import (
 GRACEFUL_SHUTDOWN = 2.0  # seconds
 #: Exit status of a start that cannot happen (a bad option, fixture, spec or port), as argparse's.
 CANNOT_START = 2
+#: ``--store``'s environment variable.
+STORE_VARIABLE = "BAAS_SANDBOX_STORE"
 
 DESCRIPTION = """\
 A contract-first, stateful local sandbox of the Banking - Authentication (provider credentials) and
@@ -35,7 +38,9 @@ ENVIRONMENT = """\
 environment variables:
   BAAS_SANDBOX_MASTER_KEY  32 bytes in base64: the AES-256-GCM key that encrypts provider keys
                            (default: a new key at each start; no provider key outlives the process,
-                           not even in --state-file)
+                           not even in --state-file); required with --store redis://…, where every
+                           process sharing the store must seal and open keys with the same one
+  BAAS_SANDBOX_STORE       where the state lives, as --store (default: memory)
   BAAS_SANDBOX_ADMIN_TOKEN the admin API's bearer token, as --admin-token (default: none)
   XDG_CACHE_HOME           where the fingerprints of specs found valid are kept, to skip the check at the
                            next start (default ~/.cache; baas-sandbox/valid-specs inside it)
@@ -99,6 +104,13 @@ def fraction(value: str) -> float:
     if not 0 < number <= 1:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, not {value}")
     return number
+
+
+def store_location(value: str) -> str:
+    """``--store``: ``memory``, or a Redis URL (``redis://``, ``rediss://`` or ``unix://``)."""
+    if value == "memory" or value.startswith(("redis://", "rediss://", "unix://")):
+        return value
+    raise argparse.ArgumentTypeError(f"must be memory or a Redis URL such as redis://127.0.0.1:6379/0, not {value!r}")
 
 
 def verification_code(value: str) -> str:
@@ -194,6 +206,15 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
                             "(default: none, the state is lost at exit)%(default).0s")
     serve.add_argument("--state-save-interval", type=positive(float), default=5.0, metavar="SECONDS",
                        help="how often the state is saved to --state-file when something changed")
+    serve.add_argument("--store", default=os.environ.get(STORE_VARIABLE) or "memory", type=store_location,
+                       metavar="memory|redis://HOST:PORT/DB",
+                       help="where the state lives: this process's memory, or a Redis server shared by every "
+                            "process started with the same URL (one sandbox across processes and machines; "
+                            "needs BAAS_SANDBOX_MASTER_KEY); also BAAS_SANDBOX_STORE")
+    serve.add_argument("--store-timeout", type=positive(float), default=2.0, metavar="SECONDS",
+                       help="the longest a request waits on the shared store: past it, 503 SBX000503")
+    serve.add_argument("--workers", type=positive(int), default=1, metavar="N",
+                       help="processes serving the port (more than 1 needs --store redis://…)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                        help="what the server logs")
     fuzz_parser = fuzz.add_parser(commands, formatter_class=HelpFormatter)
@@ -219,7 +240,7 @@ def serve(args: argparse.Namespace) -> int:
     from baas_sandbox import admin_access
 
     admin_token = admin_access.token_from(args.admin_token)
-    problem = admin_access.startup_problem(args.host, admin_token, args.no_admin_auth)
+    problem = admin_access.startup_problem(args.host, admin_token, args.no_admin_auth) or store_problem(args)
     if problem is not None:
         print(f"baas-sandbox: cannot start: {problem}", file=sys.stderr)
         return CANNOT_START
@@ -230,7 +251,7 @@ def serve(args: argparse.Namespace) -> int:
     from baas_sandbox.adapters.yamlfile import FileProblem
     from baas_sandbox.app import create_app
     from baas_sandbox.scenarios.library import UnknownScenario
-    from baas_sandbox.server import ListenError, listen, run
+    from baas_sandbox.server import ListenError, listen, run, run_workers
     from baas_sandbox.services.sandbox import Settings
     from baas_sandbox.spec import SpecError
 
@@ -270,6 +291,8 @@ def serve(args: argparse.Namespace) -> int:
         namespace_idle_ttl=args.namespace_idle_ttl,
         state_file=args.state_file,
         state_save_interval=args.state_save_interval,
+        store_url=None if args.store == "memory" else args.store,
+        store_timeout=args.store_timeout,
     )
     try:
         app = create_app(settings)
@@ -279,10 +302,33 @@ def serve(args: argparse.Namespace) -> int:
         sock.close()
         return CANNOT_START
     warning = admin_access.banner_warning(args.host, sock.getsockname()[1], admin_token, args.no_admin_auth)
-    run(app, sock, log_level=args.log_level, graceful_shutdown=GRACEFUL_SHUTDOWN,
-        notes=[warning] if warning else [], header_timeout=args.header_timeout,
-        max_connections=args.max_connections)
+    def serve_one(index: int = 0) -> None:
+        run(app, sock, log_level=args.log_level, graceful_shutdown=GRACEFUL_SHUTDOWN,
+            notes=([warning] if warning else []) + ([f"baas-sandbox: {args.workers} workers on {args.store}"]
+                                                    if args.workers > 1 else []),
+            header_timeout=args.header_timeout, max_connections=args.max_connections, announce=index == 0)
+
+    if args.workers > 1:
+        return run_workers(args.workers, serve_one)
+    serve_one()
     return 0
+
+
+def store_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--store`` and ``--workers`` cannot serve together as asked, if they cannot."""
+    from baas_sandbox.adapters.vault import MASTER_KEY_VARIABLE
+
+    if args.workers > 1 and args.store == "memory":
+        return (f"--workers {args.workers} needs a shared store (--store redis://HOST:PORT/DB): with the memory "
+                "store each worker would be a sandbox of its own, and a client would see its keys come and go")
+    if args.store != "memory" and args.state_file is not None:
+        return (f"--state-file keeps the memory store's state between runs; with --store {args.store} the "
+                "state lives in Redis already (its own persistence keeps it)")
+    if args.store != "memory" and not os.environ.get(MASTER_KEY_VARIABLE):
+        return (f"--store {args.store} needs {MASTER_KEY_VARIABLE} (32 bytes in base64, e.g. the output of "
+                "`openssl rand -base64 32`): every process sharing the store must seal and open provider keys "
+                "with the same key, and a key made up at start would differ in each and die with it")
+    return None
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from baas_sandbox.adapters.repository import StoreUnavailable
 from baas_sandbox import handlers
 from baas_sandbox.domain.errors import DomainError
 from baas_sandbox.http import compiled, errors
@@ -95,6 +96,7 @@ def build_pipeline(settings: Settings, specs, namespaces: Namespaces) -> AsyncAp
     app.add_error_handler(BodyTooLarge, errors.on_body_too_large)
     routes = errors.RouteTable([("", specs.product), (ADMIN_BASE_PATH, specs.admin)])
     app.add_error_handler(HTTPException, routes.on_http_exception)
+    app.add_error_handler(StoreUnavailable, errors.on_store_unavailable)
     app.add_error_handler(Exception, errors.on_crash)
 
     # connexion builds its middleware stack at its first request; here, so that request need not.

@@ -10,11 +10,15 @@ port it took: the banner is printed once the server answers, with the real addre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import importlib.util
 import logging
+import os
+import signal
 import socket
 import sys
+from collections.abc import Callable
 from http import HTTPStatus
 
 import uvicorn
@@ -66,18 +70,19 @@ def url_of(sock: socket.socket) -> str:
 class _AnnouncingServer(uvicorn.Server):
     """uvicorn's server, printing the banner once it answers (after the app's start-up)."""
 
-    def __init__(self, config: uvicorn.Config, url: str, notes: list[str]) -> None:
+    def __init__(self, config: uvicorn.Config, url: str, notes: list[str], announce: bool = True) -> None:
         super().__init__(config)
-        self.url, self.notes = url, notes
+        self.url, self.notes, self.announce = url, notes, announce
 
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
-        if self.started:
+        if self.started and self.announce:
             print("\n".join([BANNER.format(url=self.url), *self.notes]), file=sys.stderr, flush=True)
 
 
 def run(app, sock: socket.socket, *, log_level: str, graceful_shutdown: float, notes: list[str] = (),
-        header_timeout: float = DEFAULT_HEADER_TIMEOUT, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        announce: bool = True) -> None:
     """Serve ``app`` on ``sock`` until interrupted; ``notes`` are printed after the banner (warnings)."""
     # The access log is written at INFO: above that level uvicorn would format each line for nothing.
     access_log = log_level in ("trace", "debug", "info")
@@ -85,7 +90,49 @@ def run(app, sock: socket.socket, *, log_level: str, graceful_shutdown: float, n
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
                             timeout_graceful_shutdown=graceful_shutdown,
                             **uvicorn_options(header_timeout=header_timeout, max_connections=max_connections))
-    _AnnouncingServer(config, url_of(sock), list(notes)).run(sockets=[sock])
+    _AnnouncingServer(config, url_of(sock), list(notes), announce).run(sockets=[sock])
+
+
+def run_workers(workers: int, serve_one: Callable[[int], None]) -> int:
+    """``serve_one(index)`` in ``workers`` forked processes sharing the bound socket (the kernel spreads
+    the connections), until a signal stops them: SIGINT and SIGTERM are passed on to every worker,
+    and a worker that dies is not replaced (its requests' state is in the shared store; the others
+    go on serving). The worst exit status of the workers.
+
+    Forked after the app is built (its fixtures checked once) and before any event loop runs: each
+    worker makes its own loop, its own store client and its own namespaces on first use."""
+    children: list[int] = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: serve, then leave without running the parent's clean-up
+            status = 0
+            try:
+                serve_one(index)
+            except BaseException:  # noqa: BLE001 - reported, and the status says it failed
+                logging.getLogger("baas_sandbox").exception("worker %d failed", index)
+                status = 1
+            finally:
+                sys.stderr.flush()
+                os._exit(status)
+        children.append(pid)
+
+    def pass_on(signum, _frame) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGINT, pass_on)
+    signal.signal(signal.SIGTERM, pass_on)
+    worst = 0
+    for child in children:
+        while True:
+            try:
+                _, status = os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+        worst = max(worst, os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 0)
+    return worst
 
 
 class _HeadHoldingTransport:

@@ -66,6 +66,7 @@ OPERATIONS: dict[str, str | Callable] = {
     "get-console-script": "baas_sandbox.handlers.console:console_script",
     "get-console-style": "baas_sandbox.handlers.console:console_style",
     "list-tenants": "baas_sandbox.handlers.console:list_tenants",
+    "get-health": "baas_sandbox.handlers.admin:get_health",
     "list-key-requests": "baas_sandbox.handlers.console:list_key_requests",
 }
 

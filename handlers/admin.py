@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from baas_sandbox.adapters.fixtures import InvalidAccountField
 from baas_sandbox.adapters.repository import AccountAlreadyExists, KeyAlreadyInDict
 from baas_sandbox.http.context import current_sandbox
@@ -97,3 +99,13 @@ async def create_dict_entry(body: dict):
 
 async def list_rate_limits():
     return {"buckets": await pix_keys.rate_limits(current_sandbox())}, 200
+
+
+async def get_health():
+    """The store answers (a round trip timed); when it cannot, ``StoreUnavailable`` is answered 503
+    SBX000503 as on every other operation (http/store_faults.py)."""
+    sandbox = current_sandbox()
+    started = time.perf_counter()
+    await sandbox.store.ping()
+    return {"status": "ok", "store": sandbox.shared.store_kind, "store_reachable": True,
+            "store_latency_ms": round((time.perf_counter() - started) * 1000, 3)}, 200

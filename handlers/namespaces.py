@@ -22,6 +22,6 @@ async def list_namespaces():
 
 
 async def delete_namespace(name: str):
-    if not current_namespaces().drop(name):
+    if not await current_namespaces().discard(name):
         return json_response(404, {"code": "SBX000404", "message": "Not Found", "details": f"no namespace {name}"})
     return None, 204

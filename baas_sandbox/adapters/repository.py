@@ -174,6 +174,9 @@ class SandboxStore(Protocol):
     def revision(self) -> int:
         """A number that changes whenever the state does (what a periodic save compares)."""
 
+    async def ping(self) -> None:
+        """Return once the store answers (``StoreUnavailable`` when it cannot): the health check."""
+
 
 class InMemoryStore:
     """``SandboxStore`` in this process's memory, one lock around each operation. ``journal_budget``:
@@ -214,6 +217,9 @@ class InMemoryStore:
 
     def _changed(self) -> None:
         self._revision += 1
+
+    async def ping(self) -> None:
+        return None  # this process's memory always answers
 
     async def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:

@@ -11,7 +11,9 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from baas_sandbox.adapters.repository import StoreUnavailable
 from baas_sandbox.domain.errors import DomainError
+from baas_sandbox.http import store_faults
 from baas_sandbox.http.body_limit import BodyTooLarge, too_large
 from baas_sandbox.http.problems import (
     Answer,
@@ -109,6 +111,13 @@ def on_body_too_large(request: ConnexionRequest, exc: Exception) -> ConnexionRes
     response = _response(too_large(Api.of(request.url.path), exc.limit))
     response.headers = {"Connection": "close"}
     return response
+
+
+def on_store_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """The shared store did not answer: 503 SBX000503, try again (``http/store_faults.py``)."""
+    assert isinstance(exc, StoreUnavailable)
+    store_faults.log(request.scope, exc)
+    return _response(store_faults.unavailable(Api.of(request.url.path)))
 
 
 def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

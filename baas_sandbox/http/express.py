@@ -40,9 +40,10 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from baas_sandbox.adapters.repository import StoreUnavailable
 from baas_sandbox.defaults import DEFAULT_MAX_BODY_SIZE
 from baas_sandbox.domain.errors import DomainError
-from baas_sandbox.http import context, json_body, namespace, tracking
+from baas_sandbox.http import context, json_body, namespace, store_faults, tracking
 from baas_sandbox.http.bodies import replaying
 from baas_sandbox.http.journal import Redaction, recorded
 from baas_sandbox.http.problems import Api, domain_error, sandbox_problem
@@ -296,6 +297,11 @@ class ExpressLane:
             body, status = await operation.handler(**arguments)
         except DomainError as error:
             response = domain_error(operation.api, error)
+            return response.status_code, response.body.encode(), [
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+        except StoreUnavailable as error:
+            store_faults.log(scope, error)
+            response = store_faults.unavailable(operation.api)
             return response.status_code, response.body.encode(), [
                 (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
         except Exception as error:  # a bug: logged with its traceback, answered without one

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
+from baas_sandbox.adapters.repository import SandboxStore
 from baas_sandbox.services.sandbox import Sandbox, Shared
 
 DEFAULT = "default"
@@ -53,7 +53,7 @@ class Namespaces:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.shared = shared
         self.max_namespaces, self.idle_ttl = max_namespaces, idle_ttl
-        self._new_store = new_store or (lambda _name: InMemoryStore(shared.settings.journal_size, shared.journal_budget))
+        self._new_store = new_store or shared.new_store
         self._monotonic = monotonic
         self._sandboxes: dict[str, Sandbox] = {}
         self._last_used: dict[str, float] = {}  # monotonic seconds of each namespace's latest request
@@ -123,6 +123,17 @@ class Namespaces:
             return False
         sandbox.close()
         return True
+
+    async def discard(self, name: str) -> bool:
+        """Drop the namespace, and its state where the store is shared (another process holding it
+        finds it empty); False when it exists nowhere."""
+        held = self.drop(name)
+        if self.shared.settings.store_url is None:
+            return held
+        store = self._new_store(name)
+        existed = await store.setup_state() is not None
+        await store.drop()
+        return held or existed
 
     def drop_idle(self) -> list[str]:
         """Drop the namespaces idle past the time-out; their names."""

@@ -98,6 +98,11 @@ class Settings:
     #: Every verification code this value (6 digits; the provider's sandbox uses 329329), for tests
     #: that type it; None: a new random code each time.
     fixed_verification_code: str | None = None
+    #: Where the state lives: None, this process's memory; a Redis URL, a server shared by every
+    #: process started with it (adapters/redis_store.py). Each store call waits ``store_timeout``
+    #: seconds at most (then 503 SBX000503).
+    store_url: str | None = None
+    store_timeout: float = 2.0
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
@@ -136,6 +141,31 @@ class Shared:
             breaker_failures=settings.webhook_breaker_failures, breaker_cooldown=settings.webhook_breaker_cooldown,
             max_in_flight=settings.webhook_max_in_flight, loop_share=settings.webhook_loop_share)
         self._gate: DeliveryGate | None = None
+        #: The Redis client of ``--store redis://…`` (made by ``new_store``), None until then.
+        self.redis = None
+
+    @property
+    def store_kind(self) -> str:
+        """``memory`` or ``redis`` (``Settings.store_url``)."""
+        return "memory" if self.settings.store_url is None else "redis"
+
+    def new_store(self, name: str) -> SandboxStore:
+        """An empty store for namespace ``name``: in this process's memory, or in the shared Redis
+        (its client made at the first call, on the serving loop, which it belongs to)."""
+        settings = self.settings
+        if settings.store_url is None:
+            return InMemoryStore(settings.journal_size, self.journal_budget)
+        from baas_sandbox.adapters.redis_store import RedisStore, connect  # redis-py: only when used
+
+        if self.redis is None:
+            self.redis = connect(settings.store_url, timeout=settings.store_timeout)
+        return RedisStore(self.redis, name, journal_size=settings.journal_size, journal_budget=self.journal_budget)
+
+    async def close(self) -> None:
+        """The server stops: the store's connections are closed."""
+        if self.redis is not None:
+            client, self.redis = self.redis, None
+            await client.aclose()
 
     @property
     def delivery_gate(self) -> DeliveryGate:
@@ -145,6 +175,10 @@ class Shared:
             self._gate = DeliveryGate(self.delivery_policy)
         return self._gate
 
+
+#: Seconds a process waits for another one making a namespace (its fixtures stored) before
+#: answering 503: making one takes milliseconds.
+SETUP_WAIT = 10.0
 
 #: Jobs run per ``run_due`` call at most: a job that keeps scheduling work due at once cannot
 #: hold the event loop (what is left runs at the next wake-up).
@@ -200,10 +234,29 @@ class Sandbox:
 
     @classmethod
     async def start(cls, shared: Shared, name: str = "default", store: SandboxStore | None = None) -> "Sandbox":
-        """A namespace made from the fixtures: its state stored (``reset``)."""
+        """A namespace made from the fixtures (its state stored: ``reset``), or, in a store shared
+        with other processes, joined once the process that makes it has made it: made once."""
         sandbox = cls(shared, name, store)
-        await sandbox.reset()
-        return sandbox
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETUP_WAIT
+        while True:
+            if await sandbox.store.setup_claim():
+                try:
+                    await sandbox.reset()
+                except BaseException:
+                    await sandbox.store.drop()  # half made: the next first request makes it again
+                    raise
+                return sandbox
+            state = await sandbox.store.setup_state()
+            if state == "ready":
+                sandbox.store.know_tenants(shared.fixtures.tenants)
+                sandbox._setting = await sandbox.store.clock()
+                return sandbox
+            if state is None:
+                continue  # its maker gave up (or died, and its claim expired): claim it again
+            if loop.time() > deadline:
+                raise StoreUnavailable(f"namespace {name} is still being made by another process")
+            await asyncio.sleep(0.01)
 
     def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
         """Why a subscription cannot be accepted (``Settings.subscription_problem``, this sandbox's ports)."""
@@ -219,6 +272,7 @@ class Sandbox:
             await self.store.add_dict_entry(entry)
         await self._seed_key_requests()
         await self._seed_claims()
+        await self.store.setup_finished()  # (again, after a reset): other processes may use it
         self.store.scenario_switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
 

@@ -1,0 +1,216 @@
+"""Several ``baas-sandbox serve --store redis://…`` processes are one sandbox: real processes,
+real sockets, a real redis-server (``tests/redis_server.py``).
+
+Each test works in a namespace of its own (the Redis server is the session's), so the tests
+neither see nor reset each other's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT
+from tests.redis_server import RedisServer
+
+MASTER_KEY = base64.b64encode(b"k" * 32).decode()
+START_TIMEOUT = 60.0
+
+
+class Served:
+    """One ``baas-sandbox serve`` process on a free port; its log kept for a failure's report."""
+
+    def __init__(self, store: str, *options: str, env: dict | None = None) -> None:
+        self._log_file = tempfile.NamedTemporaryFile(prefix="sbx-serve-", suffix=".log", delete=False)
+        self.log_path = Path(self._log_file.name)
+        command = [sys.executable, "-m", "baas_sandbox", "serve", "--port", "0", "--store", store,
+                   "--no-reload", "--log-level", "warning", *options]
+        self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "BAAS_SANDBOX_MASTER_KEY": MASTER_KEY, **(env or {})})
+        self.url = self._announced()
+
+    def _announced(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            found = re.search(r"serving on (http://\S+)", self.log())
+            if found:
+                return found.group(1)
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"the sandbox did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log_file.close()
+
+
+@contextmanager
+def serving(store: str, count: int = 2, *options: str) -> Iterator[list[Served]]:
+    started: list[Served] = []
+    try:
+        for _ in range(count):
+            started.append(Served(store, *options))
+        yield started
+    finally:
+        for served in started:
+            served.stop()
+        for served in started:
+            served.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def namespace() -> dict[str, str]:
+    """The header of a namespace of the test's own, with the tenant's token."""
+    return {**ORG_A, "X-Sandbox-Namespace": f"shared-{uuid.uuid4().hex[:12]}"}
+
+
+@pytest.fixture(scope="module")
+def pair(redis_url) -> Iterator[list[Served]]:
+    """Two sandbox processes on the session's Redis (activation after 60 s unless the clock moves)."""
+    with serving(redis_url, 2, "--activation-delay", "60") as started:
+        yield started
+
+
+async def _spread(pair: list[Served], headers: dict, requests: list[tuple[str, str, dict | None]]) -> list[httpx.Response]:
+    """The requests sent at once, alternately to each process."""
+    clients = [httpx.AsyncClient(base_url=served.url, headers=headers, timeout=30) for served in pair]
+    try:
+        return await asyncio.gather(*(
+            clients[index % len(clients)].request(method, path, json=body)
+            for index, (method, path, body) in enumerate(requests)))
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+def outcome(answer: httpx.Response) -> int | str:
+    return 201 if answer.status_code == 201 else answer.json().get("code", answer.status_code)
+
+
+# -- one sandbox across processes ------------------------------------------------------------------
+
+
+def test_a_key_created_on_one_process_is_listed_on_the_other(pair, namespace):
+    a, b = pair
+    created = httpx.post(f"{a.url}/baas/pix/keys", headers=namespace,
+                         json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+    assert created.status_code == 201, created.text
+    listed = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": SEED_ACCOUNT})
+    assert listed.status_code == 200
+    keys = [entry["pix_key_request_key"] for entry in listed.json()["data"]]
+    assert created.json()["data"]["pix_key_request_key"] in keys
+
+
+def test_64_concurrent_creates_of_one_key_over_both_processes_give_one(pair, namespace):
+    body = {"account_key": SEED_ACCOUNT, "pix_key_type": "email", "pix_key": "same.key@example.com"}
+    answers = asyncio.run(_spread(pair, namespace, [("POST", "/baas/pix/keys", body)] * 64))
+    assert Counter(map(outcome, answers)) == Counter({201: 1, "PIX000074": 63})
+
+
+def test_50_random_keys_on_a_natural_person_over_both_processes_give_five(pair, namespace):
+    body = {"account_key": NATURAL_ACCOUNT, "pix_key_type": "random_key"}
+    answers = asyncio.run(_spread(pair, namespace, [("POST", "/baas/pix/keys", body)] * 50))
+    assert Counter(map(outcome, answers)) == Counter({201: 5, "PIX000014": 45})
+    a, b = pair
+    for served in pair:
+        listed = httpx.get(f"{served.url}/baas/pix/keys", headers=namespace, params={"account_key": NATURAL_ACCOUNT})
+        assert len(listed.json()["data"]) == 5
+
+
+def test_the_clock_moved_on_one_process_decides_on_the_other(pair, namespace):
+    """Due work is stored with the namespace: the decision made once, whichever process runs it."""
+    a, b = pair
+    created = httpx.post(f"{a.url}/baas/pix/keys", headers=namespace,
+                         json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+    request_key = created.json()["data"]["pix_key_request_key"]
+    moved = httpx.post(f"{b.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61})
+    assert moved.status_code == 200 and moved.json()["jobs_run"] == 1, moved.text
+    for served in pair:
+        listed = httpx.get(f"{served.url}/baas/pix/keys", headers=namespace,
+                           params={"account_key": SEED_ACCOUNT, "pix_key_status": "active"})
+        assert request_key in [k["pix_key_request_key"] for k in listed.json()["data"]]
+    again = httpx.post(f"{a.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61})
+    assert again.json()["jobs_run"] == 0  # taken once: the other process finds nothing left
+
+
+def test_the_health_check_names_the_shared_store(pair):
+    answer = httpx.get(f"{pair[0].url}/__admin/health")
+    assert answer.status_code == 200
+    assert answer.json()["store"] == "redis" and answer.json()["store_reachable"] is True
+
+
+# -- faults -------------------------------------------------------------------------------------------
+
+
+def test_a_redis_outage_answers_503_in_bounded_time_and_heals():
+    redis = RedisServer()
+    redis.start()
+    try:
+        with serving(redis.url, 1, "--store-timeout", "1") as (served,):
+            headers = {**ORG_A, "X-Sandbox-Namespace": "outage"}
+            body = {"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"}
+            assert httpx.post(f"{served.url}/baas/pix/keys", headers=headers, json=body).status_code == 201
+            redis.stop()
+            for method, path, api_code in (("POST", "/baas/pix/keys", "code"), ("GET", "/__admin/health", "code")):
+                started = time.monotonic()
+                answer = httpx.request(method, f"{served.url}{path}", headers=headers, timeout=30,
+                                       json=body if method == "POST" else None)
+                assert time.monotonic() - started < 5  # bounded: --store-timeout, not a hang
+                assert answer.status_code == 503, answer.text
+                assert answer.json()[api_code] == "SBX000503"
+                assert answer.headers["retry-after"] == "1"
+            redis.start()  # the same port: Redis restarted, empty (no persistence in this test)
+            healed = None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                healed = httpx.get(f"{served.url}/__admin/health")
+                if healed.status_code == 200:
+                    break
+                time.sleep(0.1)
+            assert healed is not None and healed.status_code == 200, healed.text if healed else None
+    finally:
+        redis.stop()
+
+
+# -- starting ----------------------------------------------------------------------------------------
+
+
+def test_a_shared_store_needs_the_master_key(redis_url):
+    env = {key: value for key, value in os.environ.items() if key != "BAAS_SANDBOX_MASTER_KEY"}
+    finished = subprocess.run([sys.executable, "-m", "baas_sandbox", "serve", "--port", "0", "--store", redis_url],
+                              capture_output=True, text=True, env=env, timeout=60)
+    assert finished.returncode == 2
+    assert "needs BAAS_SANDBOX_MASTER_KEY" in finished.stderr
+
+
+def test_several_workers_need_a_shared_store():
+    finished = subprocess.run([sys.executable, "-m", "baas_sandbox", "serve", "--port", "0", "--workers", "2"],
+                              capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2
+    assert "--workers 2 needs a shared store" in finished.stderr
