@@ -8,10 +8,9 @@ hold under concurrency is one atomic store step, so it is tested here with threa
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -41,23 +40,31 @@ def fixtures():
     return build_namespaces(Settings(), Specs.load()).shared.fixtures
 
 
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(params=sorted(STORES))
-def store(request, fixtures) -> Iterator[SandboxStore]:
+async def store(request, fixtures) -> AsyncIterator[SandboxStore]:
     made = STORES[request.param]()
-    made.load(fixtures.tenants, fixtures.accounts)
+    await made.load(fixtures.tenants, fixtures.accounts)
     yield made
 
 
-def account(store: SandboxStore, key: str) -> Account:
-    found = store.account(key)
+async def account(store: SandboxStore, key: str) -> Account:
+    found = await store.account(key)
     assert found is not None
     return found
 
 
-def key_request(store: SandboxStore, account_key: str, value: str | None, status=RequestStatus.PENDING,
+async def key_request(store: SandboxStore, account_key: str, value: str | None, status=RequestStatus.PENDING,
                 kind=PixKeyType.EMAIL) -> PixKeyRequest:
     at = "2030-01-01T00:00:00"
-    return PixKeyRequest(request_key=str(uuid.uuid4()), account=account(store, account_key), requester_key="r",
+    return PixKeyRequest(request_key=str(uuid.uuid4()), account=await account(store, account_key), requester_key="r",
                          key_type=kind, key_value=value, status=status, key_status=KeyStatus.PENDING_CONFIRMATION,
                          created_at=at, updated_at=at, key_updated_at=at)
 
@@ -65,205 +72,210 @@ def key_request(store: SandboxStore, account_key: str, value: str | None, status
 # -- accounts and tenants ---------------------------------------------------------------------------
 
 
-def test_load_starts_again_from_the_fixtures(store, fixtures):
-    store.add_key_request(key_request(store, SEED_ACCOUNT, "a@example.com"))
-    store.record("outbox", {"n": 1})
-    store.schedule(DueJob(T0, "k", "s"))
-    store.set_clock(lambda _s: ClockSetting(60.0))
-    store.load(fixtures.tenants, fixtures.accounts)
-    assert store.key_requests(SEED_ACCOUNT) == []
-    assert store.records("outbox") == []
-    assert store.due_jobs() == [] and store.next_due() is None
-    assert store.clock() == REAL_TIME
-    assert store.counts() == {"accounts": len(fixtures.accounts), "keys": 0, "key_requests": 0}
+async def test_load_starts_again_from_the_fixtures(store, fixtures):
+    await store.add_key_request(await key_request(store, SEED_ACCOUNT, "a@example.com"))
+    await store.record("outbox", {"n": 1})
+    await store.schedule(DueJob(T0, "k", "s"))
+    await store.set_clock(lambda _s: ClockSetting(60.0))
+    await store.load(fixtures.tenants, fixtures.accounts)
+    assert await store.key_requests(SEED_ACCOUNT) == []
+    assert await store.records("outbox") == []
+    assert await store.due_jobs() == [] and await store.next_due() is None
+    assert await store.clock() == REAL_TIME
+    assert await store.counts() == {"accounts": len(fixtures.accounts), "keys": 0, "key_requests": 0}
     assert store.tenant_by_token("org-a-token").name == "org-a"
     assert store.tenant_count() == len(fixtures.tenants)
 
 
-def test_an_account_key_is_taken_once(store):
+async def test_an_account_key_is_taken_once(store):
     with pytest.raises(AccountAlreadyExists):
-        store.add_account(account(store, SEED_ACCOUNT))
-    assert {a.account_key for a in store.accounts("org-a")} >= {SEED_ACCOUNT, NATURAL_ACCOUNT}
+        await store.add_account(await account(store, SEED_ACCOUNT))
+    assert {a.account_key for a in await store.accounts("org-a")} >= {SEED_ACCOUNT, NATURAL_ACCOUNT}
 
 
-def test_a_credential_slot_is_replaced(store):
+async def test_a_credential_slot_is_replaced(store):
     credential = Credential("org-a", "BTG", "PIX", b"sealed", "proxy", {}, "2030-01-01T00:00:00")
-    assert store.save_credential(credential) is False
-    assert store.save_credential(credential) is True
-    assert store.credential("org-a", "BTG", "PIX").proxy_value == "proxy"
-    assert store.credential("org-b", "BTG", "PIX") is None
+    assert await store.save_credential(credential) is False
+    assert await store.save_credential(credential) is True
+    assert (await store.credential("org-a", "BTG", "PIX")).proxy_value == "proxy"
+    assert await store.credential("org-b", "BTG", "PIX") is None
 
 
 # -- key requests: one owner, one unfinished request, the limit -------------------------------------------
 
 
-def test_an_unfinished_request_holds_its_key(store):
-    store.add_key_request(key_request(store, SEED_ACCOUNT, "a@example.com"))
+async def test_an_unfinished_request_holds_its_key(store):
+    await store.add_key_request(await key_request(store, SEED_ACCOUNT, "a@example.com"))
     with pytest.raises(errors.KeyCreationNotFinished):
-        store.add_key_request(key_request(store, NATURAL_ACCOUNT, "a@example.com"))
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "a@example.com"))
 
 
-def test_an_approved_key_has_one_owner(store):
-    store.add_key_request(key_request(store, SEED_ACCOUNT, "a@example.com", status=RequestStatus.APPROVED))
+async def test_an_approved_key_has_one_owner(store):
+    await store.add_key_request(await key_request(store, SEED_ACCOUNT, "a@example.com", status=RequestStatus.APPROVED))
     with pytest.raises(errors.KeyAlreadyExists):
-        store.add_key_request(key_request(store, NATURAL_ACCOUNT, "a@example.com"))
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "a@example.com"))
 
 
-def test_a_rejected_request_frees_its_key_and_place(store):
-    first = key_request(store, NATURAL_ACCOUNT, "a@example.com")
-    store.add_key_request(first)
+async def test_a_rejected_request_frees_its_key_and_place(store):
+    first = await key_request(store, NATURAL_ACCOUNT, "a@example.com")
+    await store.add_key_request(first)
 
     def reject(request: PixKeyRequest) -> None:
         request.reject("no", T0)
 
-    store.change_key_request(first.request_key, reject)
-    store.add_key_request(key_request(store, NATURAL_ACCOUNT, "a@example.com"))  # free again
-    assert store.counts()["keys"] == 1
+    await store.change_key_request(first.request_key, reject)
+    await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "a@example.com"))  # free again
+    assert (await store.counts())["keys"] == 1
 
 
-def test_a_natural_person_holds_five_keys(store):
+async def test_a_natural_person_holds_five_keys(store):
     for index in range(5):
-        store.add_key_request(key_request(store, NATURAL_ACCOUNT, f"k{index}@example.com"))
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, f"k{index}@example.com"))
     with pytest.raises(errors.KeyLimitReached):
-        store.add_key_request(key_request(store, NATURAL_ACCOUNT, "k5@example.com"))
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "k5@example.com"))
 
 
-def test_a_change_that_raises_changes_nothing(store):
-    stored = key_request(store, SEED_ACCOUNT, "a@example.com")
-    store.add_key_request(stored)
+async def test_a_change_that_raises_changes_nothing(store):
+    stored = await key_request(store, SEED_ACCOUNT, "a@example.com")
+    await store.add_key_request(stored)
 
     def half_way(request: PixKeyRequest) -> None:
         request.wrong_codes = 99
         raise errors.WrongCode()
 
     with pytest.raises(errors.WrongCode):
-        store.change_key_request(stored.request_key, half_way)
-    assert store.key_request(stored.request_key).wrong_codes == 0
+        await store.change_key_request(stored.request_key, half_way)
+    assert (await store.key_request(stored.request_key)).wrong_codes == 0
     with pytest.raises(errors.KeyRequestNotFound):
-        store.change_key_request(str(uuid.uuid4()), lambda r: r)
+        await store.change_key_request(str(uuid.uuid4()), lambda r: r)
 
 
-def test_what_is_read_is_a_copy(store):
-    stored = key_request(store, SEED_ACCOUNT, "a@example.com")
-    store.add_key_request(stored)
+async def test_what_is_read_is_a_copy(store):
+    stored = await key_request(store, SEED_ACCOUNT, "a@example.com")
+    await store.add_key_request(stored)
     stored.wrong_codes = 7  # the caller's object is not the stored one
-    read = store.key_request(stored.request_key)
+    read = await store.key_request(stored.request_key)
     read.history.append("x")
-    assert store.key_request(stored.request_key).wrong_codes == 0
-    assert store.key_request(stored.request_key).history == []
+    assert (await store.key_request(stored.request_key)).wrong_codes == 0
+    assert (await store.key_request(stored.request_key)).history == []
 
 
-def race(count: int, work: Callable[[int], object]) -> list[object]:
-    """``work(i)`` for i in range(count), from ``count`` threads released at once; results or errors."""
-    start = threading.Barrier(count)
+async def race(count: int, work: Callable[[int], Awaitable[object]]) -> list[object]:
+    """``work(i)`` for i in range(count), all started at once; results or errors. A shared store
+    answers over the network, so its steps interleave: each rule must hold as one atomic step."""
+    start = asyncio.Event()
 
-    def run(index: int) -> object:
-        start.wait()
-        try:
-            return work(index)
-        except Exception as exc:  # noqa: BLE001 - the refusals are the point
-            return exc
+    async def run(index: int) -> object:
+        await start.wait()
+        return await work(index)
 
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
+    tasks = [asyncio.ensure_future(run(index)) for index in range(count)]
+    await asyncio.sleep(0)
+    start.set()
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
 
 
-def test_concurrent_requests_for_one_key_store_exactly_one(store):
-    results = race(64, lambda i: store.add_key_request(
-        key_request(store, SEED_ACCOUNT if i % 2 else NATURAL_ACCOUNT, "same@example.com")))
+async def test_concurrent_requests_for_one_key_store_exactly_one(store):
+    requests = [await key_request(store, SEED_ACCOUNT if i % 2 else NATURAL_ACCOUNT, "same@example.com")
+                for i in range(64)]
+    results = await race(64, lambda i: store.add_key_request(requests[i]))
     assert sum(r is None for r in results) == 1
     assert all(isinstance(r, errors.KeyCreationNotFinished) for r in results if r is not None)
 
 
-def test_concurrent_requests_on_a_natural_person_store_exactly_five(store):
-    results = race(50, lambda i: store.add_key_request(key_request(store, NATURAL_ACCOUNT, f"k{i}@example.com")))
+async def test_concurrent_requests_on_a_natural_person_store_exactly_five(store):
+    requests = [await key_request(store, NATURAL_ACCOUNT, f"k{i}@example.com") for i in range(50)]
+    results = await race(50, lambda i: store.add_key_request(requests[i]))
     assert sum(r is None for r in results) == 5
-    assert len([r for r in store.key_requests(NATURAL_ACCOUNT) if r.claims_key]) == 5
+    assert len([r for r in await store.key_requests(NATURAL_ACCOUNT) if r.claims_key]) == 5
 
 
-def test_concurrent_changes_are_each_applied(store):
-    stored = key_request(store, SEED_ACCOUNT, "a@example.com")
-    store.add_key_request(stored)
+async def test_concurrent_changes_are_each_applied(store):
+    stored = await key_request(store, SEED_ACCOUNT, "a@example.com")
+    await store.add_key_request(stored)
 
     def count(request: PixKeyRequest) -> None:
         request.wrong_codes += 1
 
-    race(32, lambda _i: store.change_key_request(stored.request_key, count))
-    assert store.key_request(stored.request_key).wrong_codes == 32
+    await race(32, lambda _i: store.change_key_request(stored.request_key, count))
+    assert (await store.key_request(stored.request_key)).wrong_codes == 32
 
 
 # -- logs, clock, due work --------------------------------------------------------------------------
 
 
-def test_logs_keep_their_latest_entries(store):
+async def test_logs_keep_their_latest_entries(store):
     for index in range(LOG_SIZE + 5):
-        store.record("events", {"n": index})
-    kept = store.records("events")
+        await store.record("events", {"n": index})
+    kept = await store.records("events")
     assert len(kept) == LOG_SIZE and kept[0] == {"n": 5} and kept[-1] == {"n": LOG_SIZE + 4}
-    assert store.records("outbox") == []
+    assert await store.records("outbox") == []
 
 
-def test_the_clock_setting_changes_atomically(store):
-    assert store.clock() == REAL_TIME
-    race(20, lambda _i: store.set_clock(lambda s: s.advanced(1.0)))
-    assert store.clock().offset_seconds == 20.0
-    assert store.set_clock(lambda s: s.with_frozen(True, T0)).frozen_at == T0 + dt.timedelta(seconds=20)
+async def test_the_clock_setting_changes_atomically(store):
+    assert await store.clock() == REAL_TIME
+    await race(20, lambda _i: store.set_clock(lambda s: s.advanced(1.0)))
+    assert (await store.clock()).offset_seconds == 20.0
+    assert (await store.set_clock(lambda s: s.with_frozen(True, T0))).frozen_at == T0 + dt.timedelta(seconds=20)
 
 
-def test_due_jobs_are_taken_in_order_once_due(store):
+async def test_due_jobs_are_taken_in_order_once_due(store):
     later, sooner = DueJob(T0 + dt.timedelta(seconds=9), "k", "later"), DueJob(T0 + dt.timedelta(seconds=1), "k", "sooner")
-    store.schedule(later)
-    store.schedule(sooner)
-    assert store.next_due() == sooner.due_at
-    assert store.take_due(T0) == []
-    assert store.take_due(T0 + dt.timedelta(seconds=5)) == [sooner]
-    assert store.due_jobs() == [later]
-    assert store.take_due(T0 + dt.timedelta(days=1)) == [later]
-    assert store.next_due() is None
+    await store.schedule(later)
+    await store.schedule(sooner)
+    assert await store.next_due() == sooner.due_at
+    assert await store.take_due(T0) == []
+    assert await store.take_due(T0 + dt.timedelta(seconds=5)) == [sooner]
+    assert await store.due_jobs() == [later]
+    assert await store.take_due(T0 + dt.timedelta(days=1)) == [later]
+    assert await store.next_due() is None
 
 
-def test_each_due_job_is_taken_by_one_taker(store):
+async def test_each_due_job_is_taken_by_one_taker(store):
     jobs = [DueJob(T0 + dt.timedelta(milliseconds=i), "k", str(i)) for i in range(500)]
     for job in jobs:
-        store.schedule(job)
-    taken = race(16, lambda _i: [job for _ in range(40) for job in store.take_due(T0 + dt.timedelta(days=1))])
+        await store.schedule(job)
+    async def take(_i: int) -> list[DueJob]:
+        return [job for _ in range(40) for job in await store.take_due(T0 + dt.timedelta(days=1))]
+
+    taken = await race(16, take)
     flat = [job for batch in taken for job in batch]
     assert sorted(flat) == sorted(jobs)  # each once: none lost, none twice
 
 
-def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtures):
+async def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtures):
     """A reset reloads the state; the journal shows what led to it, and the switches are the caller's."""
     store.journal.add({"operation_id": "list-pix-keys", "status": 200})
     store.scenario_switches.active = ["provider-outage"]
-    store.load(fixtures.tenants, fixtures.accounts)
+    await store.load(fixtures.tenants, fixtures.accounts)
     assert [e["operation_id"] for e in store.journal.entries()] == ["list-pix-keys"]
     assert store.scenario_switches.active == ["provider-outage"]
 
 
-def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures):
-    request = key_request(store, NATURAL_ACCOUNT, "a@example.com")
-    store.add_key_request(request)
-    store.record("outbox", {"message_id": str(uuid.uuid4()), "pix_key_request_key": request.request_key,
+async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, request):
+    request = await key_request(store, NATURAL_ACCOUNT, "a@example.com")
+    await store.add_key_request(request)
+    await store.record("outbox", {"message_id": str(uuid.uuid4()), "pix_key_request_key": request.request_key,
                             "channel": "email", "destination": "a@example.com", "verification_code": "123456",
                             "sent_at": "2030-01-01T00:00:00", "expires_at": "2030-01-01T00:10:00"})
-    store.schedule(DueJob(T0, "decide-key-request", request.request_key))
-    store.set_clock(lambda s: s.with_frozen(True, T0))
-    exported = store.export()
-    other = type(store)()
-    other.load(fixtures.tenants, fixtures.accounts)
+    await store.schedule(DueJob(T0, "decide-key-request", request.request_key))
+    await store.set_clock(lambda s: s.with_frozen(True, T0))
+    exported = await store.export()
+    other = STORES[request.node.callspec.params["store"]]()
+    await other.load(fixtures.tenants, fixtures.accounts)
     before = other.revision
-    other.replace(exported)
-    assert other.export() == exported
+    await other.replace(exported)
+    assert await other.export() == exported
     assert other.revision != before
-    assert other.key_request(request.request_key).key_value == "a@example.com"
+    assert (await other.key_request(request.request_key)).key_value == "a@example.com"
     with pytest.raises(errors.KeyCreationNotFinished):  # the rules hold on what was imported
-        other.add_key_request(key_request(other, SEED_ACCOUNT, "a@example.com"))
+        await other.add_key_request(await key_request(other, SEED_ACCOUNT, "a@example.com"))
 
 
-def test_the_revision_moves_with_every_change(store):
+async def test_the_revision_moves_with_every_change(store):
     seen = {store.revision}
-    store.add_key_request(key_request(store, SEED_ACCOUNT, "a@example.com"))
+    await store.add_key_request(await key_request(store, SEED_ACCOUNT, "a@example.com"))
     seen.add(store.revision)
-    store.set_clock(lambda s: s.advanced(1))
+    await store.set_clock(lambda s: s.advanced(1))
     seen.add(store.revision)
     assert len(seen) == 3

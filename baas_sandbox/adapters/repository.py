@@ -2,8 +2,13 @@
 
 Every rule that must hold under concurrency (one owner per key, one unfinished request per key,
 the per-account limit) is checked and applied inside a single store operation, so that a shared
-store (Redis, with a Lua script or WATCH/MULTI per operation) can replace the in-memory one
-without moving any rule. The in-memory store serialises its operations with one lock.
+store (Redis, ``adapters/redis_store.py``: a Lua script or WATCH/MULTI per operation) can replace the
+in-memory one without moving any rule. The in-memory store serialises its operations with one lock.
+
+The operations are coroutines: a shared store answers over the network, and the event loop must
+never wait on it. The fixtures' tenants are the exception (read on every request, the same in every
+process: each store keeps them in memory). A store that cannot be reached raises
+``StoreUnavailable``, which the server answers 503 ``SBX000503``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ T = TypeVar("T")
 LOG_SIZE = 10_000
 
 
+class StoreUnavailable(Exception):
+    """The shared store could not be reached, or did not answer in time: nothing was changed that a
+    caller was told about (a step either happened whole or not at all), and the caller may retry."""
+
+
 class AccountAlreadyExists(Exception):
     """An account with this ``account_key`` is stored already."""
 
@@ -42,14 +52,14 @@ class KeyAlreadyInDict(Exception):
 
 
 class SandboxStore(Protocol):
-    """One namespace's state. Every method is one atomic step."""
+    """One namespace's state. Every method is one atomic step; every one but the tenants' a coroutine."""
 
     #: The request journal: the latest requests, bounded; a reset keeps it.
     journal: Journal
     #: The active scenarios and each rule's count (a reset starts them again).
     scenario_switches: ScenarioSwitches
 
-    def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
+    async def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         """Drop everything and start again from these tenants and accounts."""
 
     def tenant_by_token(self, token: str) -> Tenant | None: ...
@@ -58,18 +68,18 @@ class SandboxStore(Protocol):
 
     def tenants(self) -> list[Tenant]: ...
 
-    def add_account(self, account: Account) -> None:
+    async def add_account(self, account: Account) -> None:
         """Store a new account; ``AccountAlreadyExists`` when its key is taken."""
 
-    def account(self, account_key: str) -> Account | None: ...
-    def accounts(self, tenant: str | None = None) -> list[Account]: ...
+    async def account(self, account_key: str) -> Account | None: ...
+    async def accounts(self, tenant: str | None = None) -> list[Account]: ...
 
-    def save_credential(self, credential: Credential) -> bool:
+    async def save_credential(self, credential: Credential) -> bool:
         """Create or replace the tenant's credential for (provider, type); True if replaced."""
 
-    def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None: ...
+    async def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None: ...
 
-    def add_key_request(self, request: PixKeyRequest) -> None:
+    async def add_key_request(self, request: PixKeyRequest) -> None:
         """Store a new key request if its key is free and its account below its limit.
 
         Raises ``KeyAlreadyExists`` (the key is active, or held at another institution: a DICT
@@ -77,85 +87,85 @@ class SandboxStore(Protocol):
         ``KeyLimitReached``, checked and inserted atomically.
         """
 
-    def key_holder(self, key_value: str) -> PixKeyRequest | None:
+    async def key_holder(self, key_value: str) -> PixKeyRequest | None:
         """A copy of the request that holds this key value (being created or active), if any."""
 
-    def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
+    async def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
         """Apply ``change`` atomically to the request that holds this key value (``KeyNotFound``
         when none does); a change that frees the key (a deletion) frees it in the same step, so a
         concurrent ``add_key_request`` sees the key either held or free."""
 
-    def add_dict_entry(self, entry: DictEntry) -> None:
+    async def add_dict_entry(self, entry: DictEntry) -> None:
         """Register a key held at another institution; ``KeyAlreadyInDict`` when it is held."""
 
-    def dict_entry(self, key_value: str) -> DictEntry | None: ...
-    def dict_entries(self) -> list[DictEntry]: ...
+    async def dict_entry(self, key_value: str) -> DictEntry | None: ...
+    async def dict_entries(self) -> list[DictEntry]: ...
 
-    def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
+    async def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
                      spend: Callable[[TokenBucket], TokenBucket]) -> TokenBucket:
         """Apply ``spend`` to the account's anti-scan bucket (``new()`` when it has none yet)
         atomically; if it raises, the bucket is left as it was."""
 
-    def buckets(self) -> list[TokenBucket]: ...
+    async def buckets(self) -> list[TokenBucket]: ...
 
-    def key_request(self, request_key: str) -> PixKeyRequest | None:
+    async def key_request(self, request_key: str) -> PixKeyRequest | None:
         """A copy of the request: changes go through ``change_key_request``."""
 
-    def change_key_request(self, request_key: str, change: Callable[[PixKeyRequest], T]) -> T:
+    async def change_key_request(self, request_key: str, change: Callable[[PixKeyRequest], T]) -> T:
         """Apply ``change`` to the stored request atomically; if it raises, nothing is changed."""
 
-    def key_requests(self, account_key: str) -> list[PixKeyRequest]: ...
+    async def key_requests(self, account_key: str) -> list[PixKeyRequest]: ...
 
-    def add_claim(self, claim: Claim, now: dt.datetime) -> None:
+    async def add_claim(self, claim: Claim, now: dt.datetime) -> None:
         """Store a new claim, atomically with its rules: one unfinished claim per key
         (``KeyClaimNotFinished``); a claimant's key still held at another institution
         (``ClaimKeyNotFound``, ``KeyAlreadyExists``) and a place in its account's limit
         (``KeyLimitReached``: unfinished claims count); a donor's key active in its account, then
         locked (``claim.lock_donor_key``)."""
 
-    def claim(self, claim_key: str) -> Claim | None:
+    async def claim(self, claim_key: str) -> Claim | None:
         """A copy of the claim: changes go through ``change_claim``."""
 
-    def change_claim(self, claim_key: str, change: Callable[[Claim], T], now: dt.datetime) -> T:
+    async def change_claim(self, claim_key: str, change: Callable[[Claim], T], now: dt.datetime) -> T:
         """Apply ``change`` to the stored claim atomically (``ClaimNotFound`` when there is none; if
         it raises, nothing changes), and what its end does to the keys in the same step: a donor's
         key unlocked (cancelled) or gone to the claimant's institution (concluded); a claimant's
         key active in its account, and the other institution's entry gone (concluded)."""
 
-    def claims(self, account_key: str) -> list[Claim]:
+    async def claims(self, account_key: str) -> list[Claim]:
         """Copies of the account's claims, both roles, oldest first."""
 
-    def record(self, kind: str, entry: dict) -> None:
+    async def record(self, kind: str, entry: dict) -> None:
         """Append to a sandbox log (``outbox``, ``webhooks``)."""
 
-    def records(self, kind: str) -> list[dict]: ...
+    async def records(self, kind: str) -> list[dict]: ...
 
-    def clock(self) -> ClockSetting: ...
+    async def clock(self) -> ClockSetting: ...
 
-    def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
+    async def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
         """Apply ``change`` to the namespace's clock setting atomically; the new setting."""
 
-    def schedule(self, job: DueJob) -> None:
+    async def schedule(self, job: DueJob) -> None:
         """Keep ``job`` until it falls due."""
 
-    def take_due(self, now: dt.datetime) -> list[DueJob]:
+    async def take_due(self, now: dt.datetime) -> list[DueJob]:
         """Remove and return the jobs due at ``now``, earliest first: each job is taken once."""
 
-    def next_due(self) -> dt.datetime | None:
+    async def next_due(self) -> dt.datetime | None:
         """When the earliest job falls due (None: no job)."""
 
-    def due_jobs(self) -> list[DueJob]: ...
+    async def due_jobs(self) -> list[DueJob]: ...
 
-    def counts(self) -> dict[str, int]:
+    async def counts(self) -> dict[str, int]:
         """How many accounts, keys (active or being created) and key requests it holds."""
 
-    def export(self) -> dict:
+    async def export(self) -> dict:
         """The state as plain JSON data, in one consistent step (``adapters/state_codec.py``):
         ``clock``, ``accounts``, ``key_requests``, ``credentials`` (metadata, no key), ``outbox``,
         ``due_jobs``, ``dict_entries``, ``buckets``. Tenants (the fixtures') and the history logs are
         not in it."""
 
-    def replace(self, state: dict) -> None:
+    async def replace(self, state: dict) -> None:
         """Replace everything but the tenants with ``state`` (``export``'s shape, already checked by
         ``services/snapshots.py``), atomically: readers see the old state or the new one. The history
         logs (events, recorded webhooks) start empty."""
@@ -205,7 +215,7 @@ class InMemoryStore:
     def _changed(self) -> None:
         self._revision += 1
 
-    def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
+    async def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:
             self._clear()
             for tenant in tenants:
@@ -227,21 +237,21 @@ class InMemoryStore:
         with self._lock:
             return sorted(self._tenants.values(), key=lambda tenant: tenant.name)
 
-    def add_account(self, account: Account) -> None:
+    async def add_account(self, account: Account) -> None:
         with self._lock:
             if account.account_key in self._accounts:
                 raise AccountAlreadyExists(account.account_key)
             self._accounts[account.account_key] = account
             self._changed()
 
-    def account(self, account_key: str) -> Account | None:
+    async def account(self, account_key: str) -> Account | None:
         return self._accounts.get(account_key)
 
-    def accounts(self, tenant: str | None = None) -> list[Account]:
+    async def accounts(self, tenant: str | None = None) -> list[Account]:
         with self._lock:
             return [a for a in self._accounts.values() if tenant is None or a.tenant == tenant]
 
-    def save_credential(self, credential: Credential) -> bool:
+    async def save_credential(self, credential: Credential) -> bool:
         slot = (credential.tenant, credential.provider, credential.integration_type)
         with self._lock:
             replaced = slot in self._credentials
@@ -249,10 +259,10 @@ class InMemoryStore:
             self._changed()
             return replaced
 
-    def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None:
+    async def credential(self, tenant: str, provider: str, integration_type: str) -> Credential | None:
         return self._credentials.get((tenant, provider, integration_type))
 
-    def add_key_request(self, request: PixKeyRequest) -> None:
+    async def add_key_request(self, request: PixKeyRequest) -> None:
         account = request.account
         with self._lock:
             if request.key_value is not None:
@@ -282,7 +292,7 @@ class InMemoryStore:
             if self._claims[key].role is ClaimRole.CLAIMANT and self._claims[key].status.unfinished
         )
 
-    def add_claim(self, claim: Claim, now: dt.datetime) -> None:
+    async def add_claim(self, claim: Claim, now: dt.datetime) -> None:
         with self._lock:
             if claim.key_value in self._open_claims:
                 raise errors.KeyClaimNotFinished(pix_key=claim.key_value)
@@ -311,12 +321,12 @@ class InMemoryStore:
                 self._open_claims[claim.key_value] = claim.claim_key
             self._changed()
 
-    def claim(self, claim_key: str) -> Claim | None:
+    async def claim(self, claim_key: str) -> Claim | None:
         with self._lock:
             claim = self._claims.get(claim_key)
             return copy.deepcopy(claim) if claim is not None else None
 
-    def change_claim(self, claim_key: str, change: Callable[[Claim], T], now: dt.datetime) -> T:
+    async def change_claim(self, claim_key: str, change: Callable[[Claim], T], now: dt.datetime) -> T:
         with self._lock:
             stored = self._claims.get(claim_key)
             if stored is None:
@@ -347,16 +357,16 @@ class InMemoryStore:
             self._requests_by_account.setdefault(claim.account.account_key, []).append(request.request_key)
             self._claimed_keys[claim.key_value] = request.request_key
 
-    def claims(self, account_key: str) -> list[Claim]:
+    async def claims(self, account_key: str) -> list[Claim]:
         with self._lock:
             return [copy.deepcopy(self._claims[key]) for key in self._claims_by_account.get(account_key, ())]
 
-    def key_request(self, request_key: str) -> PixKeyRequest | None:
+    async def key_request(self, request_key: str) -> PixKeyRequest | None:
         with self._lock:
             request = self._requests.get(request_key)
             return copy.deepcopy(request) if request is not None else None
 
-    def change_key_request(self, request_key: str, change: Callable[[PixKeyRequest], T]) -> T:
+    async def change_key_request(self, request_key: str, change: Callable[[PixKeyRequest], T]) -> T:
         with self._lock:
             stored = self._requests.get(request_key)
             if stored is None:
@@ -369,39 +379,39 @@ class InMemoryStore:
             self._reindex(stored, working)
             return result
 
-    def key_holder(self, key_value: str) -> PixKeyRequest | None:
+    async def key_holder(self, key_value: str) -> PixKeyRequest | None:
         with self._lock:
             holder_key = self._claimed_keys.get(key_value)
             return copy.deepcopy(self._requests[holder_key]) if holder_key is not None else None
 
-    def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
+    async def change_key(self, key_value: str, change: Callable[[PixKeyRequest], T]) -> T:
         with self._lock:
             holder_key = self._claimed_keys.get(key_value)
             if holder_key is None:
                 raise errors.KeyNotFound(pix_key=key_value)
-            return self.change_key_request(holder_key, change)
+            return await self.change_key_request(holder_key, change)
 
-    def add_dict_entry(self, entry: DictEntry) -> None:
+    async def add_dict_entry(self, entry: DictEntry) -> None:
         with self._lock:
             if entry.pix_key in self._dict_entries or entry.pix_key in self._claimed_keys:
                 raise KeyAlreadyInDict(entry.pix_key)
             self._dict_entries[entry.pix_key] = entry
 
-    def dict_entry(self, key_value: str) -> DictEntry | None:
+    async def dict_entry(self, key_value: str) -> DictEntry | None:
         return self._dict_entries.get(key_value)
 
-    def dict_entries(self) -> list[DictEntry]:
+    async def dict_entries(self) -> list[DictEntry]:
         with self._lock:
             return list(self._dict_entries.values())
 
-    def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
+    async def spend_tokens(self, account_key: str, new: Callable[[], TokenBucket],
                      spend: Callable[[TokenBucket], TokenBucket]) -> TokenBucket:
         with self._lock:
             bucket = self._buckets.get(account_key) or new()
             self._buckets[account_key] = bucket = spend(bucket)  # frozen: a raise changes nothing
             return bucket
 
-    def buckets(self) -> list[TokenBucket]:
+    async def buckets(self) -> list[TokenBucket]:
         with self._lock:
             return list(self._buckets.values())
 
@@ -411,37 +421,37 @@ class InMemoryStore:
         if after.claims_key and after.key_value is not None:
             self._claimed_keys[after.key_value] = after.request_key
 
-    def key_requests(self, account_key: str) -> list[PixKeyRequest]:
+    async def key_requests(self, account_key: str) -> list[PixKeyRequest]:
         with self._lock:
             return [
                 copy.deepcopy(self._requests[key])
                 for key in self._requests_by_account.get(account_key, ())
             ]
 
-    def record(self, kind: str, entry: dict) -> None:
+    async def record(self, kind: str, entry: dict) -> None:
         with self._lock:
             self._logs.setdefault(kind, deque(maxlen=LOG_SIZE)).append(entry)
             self._changed()
 
-    def records(self, kind: str) -> list[dict]:
+    async def records(self, kind: str) -> list[dict]:
         with self._lock:
             return list(self._logs.get(kind, ()))
 
-    def clock(self) -> ClockSetting:
+    async def clock(self) -> ClockSetting:
         return self._clock
 
-    def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
+    async def set_clock(self, change: Callable[[ClockSetting], ClockSetting]) -> ClockSetting:
         with self._lock:
             self._clock = change(self._clock)
             self._changed()
             return self._clock
 
-    def schedule(self, job: DueJob) -> None:
+    async def schedule(self, job: DueJob) -> None:
         with self._lock:
             heapq.heappush(self._due, (job.due_at, next(self._due_order), job))
             self._changed()
 
-    def take_due(self, now: dt.datetime) -> list[DueJob]:
+    async def take_due(self, now: dt.datetime) -> list[DueJob]:
         taken = []
         with self._lock:
             while self._due and self._due[0][0] <= now:
@@ -450,15 +460,15 @@ class InMemoryStore:
                 self._changed()
         return taken
 
-    def next_due(self) -> dt.datetime | None:
+    async def next_due(self) -> dt.datetime | None:
         due = self._due
         return due[0][0] if due else None
 
-    def due_jobs(self) -> list[DueJob]:
+    async def due_jobs(self) -> list[DueJob]:
         with self._lock:
             return [job for _, _, job in sorted(self._due)]
 
-    def counts(self) -> dict[str, int]:
+    async def counts(self) -> dict[str, int]:
         with self._lock:
             return {
                 "accounts": len(self._accounts),
@@ -467,7 +477,7 @@ class InMemoryStore:
                 "key_requests": len(self._requests),
             }
 
-    def export(self) -> dict:
+    async def export(self) -> dict:
         with self._lock:
             return {
                 "clock": codec.encode_clock(self._clock),
@@ -481,7 +491,7 @@ class InMemoryStore:
                 "claims": [codec.encode_claim(c) for c in self._claims.values()],
             }
 
-    def replace(self, state: dict) -> None:
+    async def replace(self, state: dict) -> None:
         # Everything is built first, outside the lock; the swap is a few assignments under it.
         accounts = {a["account_key"]: codec.decode_account(a) for a in state["accounts"]}
         requests: dict[str, PixKeyRequest] = {}
