@@ -1,43 +1,83 @@
 """The store contract: what every ``SandboxStore`` implementation must do, one namespace's state.
 
-Parametrised by implementation (``STORES``): the in-memory store today; a shared store (Redis)
-joins the list and must pass the same tests, the concurrency ones included. Each rule that must
-hold under concurrency is one atomic store step, so it is tested here with threads racing on it.
+Parametrised by implementation (``STORES``): the in-memory store and the Redis store (on a real
+redis-server: ``tests/redis_server.py``) pass the same tests, the concurrency ones included. Each
+rule that must hold under concurrency is one atomic store step, so it is tested here with tasks
+racing on it (a shared store answers over the network: its steps interleave).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import pytest
 
-from baas_sandbox.adapters.repository import LOG_SIZE, AccountAlreadyExists, InMemoryStore, SandboxStore
-from baas_sandbox.app import Specs, build_namespaces
+from baas_sandbox.adapters.fixtures import load_fixtures
+from baas_sandbox.adapters.redis_store import RedisStore, connect
+from baas_sandbox.adapters.repository import (
+    LOG_SIZE,
+    AccountAlreadyExists,
+    InMemoryStore,
+    KeyAlreadyInDict,
+    SandboxStore,
+)
+from baas_sandbox.app import Specs
 from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
+from baas_sandbox.domain.antiscan import TokenBucket
+from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus, ClaimType, Counterpart, Reason, Response
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import (
+    OWN_BANK_CODE,
+    OWN_BANK_NAME,
+    OWN_ISPB,
     Account,
     Credential,
+    DictEntry,
     KeyStatus,
+    PersonType,
     PixKeyRequest,
     PixKeyType,
     RequestStatus,
 )
+from baas_sandbox.services.accounts import build_account
+from baas_sandbox.services.dict_entries import build_dict_entry
 from baas_sandbox.services.sandbox import Settings
 from tests.helpers import NATURAL_ACCOUNT, SEED_ACCOUNT
 
-#: name -> a factory of empty stores (each test gets a fresh one).
-STORES: dict[str, Callable[[], SandboxStore]] = {"memory": InMemoryStore}
+
+@asynccontextmanager
+async def memory_store(_request: pytest.FixtureRequest) -> AsyncIterator[SandboxStore]:
+    yield InMemoryStore()
+
+
+@asynccontextmanager
+async def redis_store(request: pytest.FixtureRequest) -> AsyncIterator[SandboxStore]:
+    """A namespace of its own on the session's Redis, dropped after the test."""
+    client = connect(request.getfixturevalue("redis_url"))
+    store = RedisStore(client, f"contract-{uuid.uuid4().hex}")
+    try:
+        yield store
+    finally:
+        await store.drop()
+        await client.aclose()
+
+
+#: name -> a maker of empty stores (each test gets fresh ones, cleaned up after it).
+STORES: dict[str, Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[SandboxStore]]] = {
+    "memory": memory_store, "redis": redis_store}
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def fixtures():
-    return build_namespaces(Settings(), Specs.load()).shared.fixtures
+    settings, specs = Settings(), Specs.load()
+    return load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
+                         settings.subscription_problem, specs.dict_entry_schema, build_dict_entry)
 
 
 pytestmark = pytest.mark.anyio
@@ -49,8 +89,18 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=sorted(STORES))
-async def store(request, fixtures) -> AsyncIterator[SandboxStore]:
-    made = STORES[request.param]()
+async def new_store(request) -> AsyncIterator[Callable[[], Awaitable[SandboxStore]]]:
+    """Makes empty stores of the test's kind: ``await new_store()``."""
+    async with AsyncExitStack() as stack:
+        async def make() -> SandboxStore:
+            return await stack.enter_async_context(STORES[request.param](request))
+
+        yield make
+
+
+@pytest.fixture
+async def store(new_store, fixtures) -> AsyncIterator[SandboxStore]:
+    made = await new_store()
     await made.load(fixtures.tenants, fixtures.accounts)
     yield made
 
@@ -252,7 +302,7 @@ async def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtu
     assert store.scenario_switches.active == ["provider-outage"]
 
 
-async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, request):
+async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, new_store):
     request = await key_request(store, NATURAL_ACCOUNT, "a@example.com")
     await store.add_key_request(request)
     await store.record("outbox", {"message_id": str(uuid.uuid4()), "pix_key_request_key": request.request_key,
@@ -261,7 +311,7 @@ async def test_an_export_replaced_into_another_store_exports_the_same(store, fix
     await store.schedule(DueJob(T0, "decide-key-request", request.request_key))
     await store.set_clock(lambda s: s.with_frozen(True, T0))
     exported = await store.export()
-    other = STORES[request.node.callspec.params["store"]]()
+    other = await new_store()
     await other.load(fixtures.tenants, fixtures.accounts)
     before = other.revision
     await other.replace(exported)
