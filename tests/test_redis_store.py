@@ -268,3 +268,18 @@ async def test_two_clients_share_a_namespace_created_once(redis_url, fixtures):
         await first.drop()
         for client in clients:
             await client.aclose()
+
+
+# -- without redis-server ---------------------------------------------------------------------------------------
+
+
+async def test_without_redis_server_the_tests_skip_but_fail_in_ci(monkeypatch):
+    from tests import redis_server
+
+    monkeypatch.setattr(redis_server.shutil, "which", lambda _name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y redis-server"):
+        redis_server.redis_server_binary()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: .*redis-server"):
+        redis_server.redis_server_binary()
