@@ -377,16 +377,22 @@ end
 
 
 class _Keys:
-    """The names of a namespace's keys (the layout in the module's docstring)."""
+    """The names of a namespace's keys (the layout in the module's docstring; the scripts build
+    the per-entity ones from ``prefix`` the same way)."""
 
     def __init__(self, namespace: str) -> None:
         if not NAMESPACE_PATTERN.fullmatch(namespace):
             raise ValueError(f"a namespace is 1-64 of [A-Za-z0-9_.-], not {namespace!r}")
-        self.prefix = prefix = f"sbx:{{{namespace}}}:"
-        for name in ("setup", "seq", "accounts", "account_order", "requests", "holders", "keyless",
-                     "places", "indexed", "creds", "cred_order", "dict", "dict_order", "buckets",
-                     "claims", "open_claims", "log_kinds", "clock", "due"):
-            setattr(self, name, prefix + name)
+        self.prefix = p = f"sbx:{{{namespace}}}:"
+        self.setup, self.seq = p + "setup", p + "seq"
+        self.accounts, self.account_order = p + "accounts", p + "account_order"
+        self.requests, self.holders, self.keyless = p + "requests", p + "holders", p + "keyless"
+        self.places, self.indexed = p + "places", p + "indexed"
+        self.creds, self.cred_order = p + "creds", p + "cred_order"
+        self.dict, self.dict_order = p + "dict", p + "dict_order"
+        self.buckets = p + "buckets"
+        self.claims, self.open_claims = p + "claims", p + "open_claims"
+        self.log_kinds, self.clock, self.due = p + "log_kinds", p + "clock", p + "due"
 
     def request(self, request_key: str) -> str:
         return f"{self.prefix}req:{request_key}"
@@ -624,15 +630,12 @@ class RedisStore:
         keys = self._keys
 
         async def step(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], T]:
-            # Read outside the transaction (WATCHing every holder would conflict with every new
-            # key): the holder's request, watched, is checked to still hold the key below.
-            holder = await self._client.hget(keys.holders, key_value)
+            holder = await self._holder_watched(pipe, key_value)
             if holder is None:
                 raise errors.KeyNotFound(pix_key=key_value)
-            await pipe.watch(keys.request(holder))
             data = await pipe.get(keys.request(holder))
-            if data is None or not self._still_holds(json.loads(data), key_value):
-                raise _Again()  # freed between the two reads: look again who holds it
+            if data is None:
+                raise _Again()  # replaced meanwhile
             return await self._changed_request(pipe, data, change)
 
         result = await self._optimistic(step)
@@ -648,9 +651,22 @@ class RedisStore:
         result = change(working)
         return (lambda queue: self._queue_request_change(queue, stored, working)), result
 
-    @staticmethod
-    def _still_holds(data: dict, key_value: str) -> bool:
-        return data.get("pix_key") == key_value and data.get("pix_key_status") != "inactive"
+    async def _holder_watched(self, pipe: Pipeline, key_value: str) -> str | None:
+        """The request that holds ``key_value``, its key WATCHed so that the holder cannot change
+        before EXEC unnoticed (None: nobody holds it).
+
+        ``holders`` itself is not watched (every new key would then conflict with this step). A key
+        value leaves its holder only in a step that writes the holder's request (a deletion, a
+        rejection, a claim's end) or deletes it (a load, a replace): once the request is watched,
+        reading the holder again tells whether it still holds the key, and if so it will at EXEC.
+        """
+        holder = await self._client.hget(self._keys.holders, key_value)
+        if holder is None:
+            return None
+        await pipe.watch(self._keys.request(holder))
+        if await pipe.hget(self._keys.holders, key_value) != holder:
+            raise _Again()  # moved between the two reads: look again who holds it
+        return holder
 
     def _queue_request_change(self, pipe: Pipeline, before: PixKeyRequest, after: PixKeyRequest) -> None:
         """The request stored, and the indexes moved as ``InMemoryStore._reindex`` moves them: the key
@@ -758,12 +774,11 @@ class RedisStore:
         async def step(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], None]:
             if await pipe.hexists(keys.open_claims, claim.key_value):
                 raise errors.KeyClaimNotFinished(pix_key=claim.key_value)
-            holder = await pipe.hget(keys.holders, claim.key_value)
+            holder = await self._holder_watched(pipe, claim.key_value)
             if holder is None or holder != claim.key_request_key:
                 raise errors.KeyNotFound(pix_key=claim.key_value)
-            await pipe.watch(keys.request(holder))
             data = await pipe.get(keys.request(holder))
-            if data is None or not self._still_holds(json.loads(data), claim.key_value):
+            if data is None:
                 raise _Again()
             stored = await self._decode_request(pipe, data)
             working = copy.deepcopy(stored)
