@@ -356,11 +356,11 @@ return {
 #: KEYS: requests. ARGV: prefix.
 WIPE = """
 local prefix = ARGV[1]
-local function drop_each(list, item_prefix, command)
+local function drop_each(list, item_prefixes, command)
   local ids = command == 'SMEMBERS' and redis.call('SMEMBERS', prefix .. list)
     or redis.call('LRANGE', prefix .. list, 0, -1)
   for _, id in ipairs(ids) do
-    for _, each_prefix in ipairs(item_prefix) do redis.call('UNLINK', prefix .. each_prefix .. id) end
+    for _, each_prefix in ipairs(item_prefixes) do redis.call('UNLINK', prefix .. each_prefix .. id) end
   end
 end
 drop_each('requests', {'req:'}, 'LRANGE')
