@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from collections.abc import Coroutine
 from typing import Any
 
 from baas_sandbox import handlers
@@ -101,8 +102,18 @@ def build_namespaces(settings: Settings, specs: Specs) -> Namespaces:
         raise type(problems[0]).several(problems)
     namespaces = Namespaces(Shared(settings, fixtures, scenarios, state_schema=specs.state_schema),
                             max_namespaces=settings.max_namespaces, idle_ttl=settings.namespace_idle_ttl)
-    namespaces.get(DEFAULT)
+    namespaces.hold(_made_now(Sandbox.start(namespaces.shared, DEFAULT)))
     return namespaces
+
+
+def _made_now(starting: Coroutine[Any, Any, Sandbox]) -> Sandbox:
+    """The default namespace, made before the server's loop runs: the fixtures' key requests and
+    claims meet the store's rules at start-up (a broken fixture stops the start). Made on a loop of
+    its own, which it outlives: the in-memory store holds nothing of a loop but its timer, stopped
+    here (the server's start sets it again: ``Sandbox.wake``)."""
+    sandbox = asyncio.run(starting)
+    sandbox.stop_timers()
+    return sandbox
 
 
 class SandboxApp:
@@ -136,7 +147,9 @@ class SandboxApp:
     @property
     def sandbox(self) -> Sandbox:
         """The default namespace."""
-        return self.namespaces.get(DEFAULT)
+        sandbox = self.namespaces.existing(DEFAULT)
+        assert sandbox is not None  # made at start-up, and never dropped
+        return sandbox
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -222,7 +235,7 @@ class SandboxApp:
             tasks.append(asyncio.create_task(watch(self.namespaces.shared.scenarios, stop)))
         tasks.append(asyncio.create_task(_drop_idle_namespaces(self.namespaces, stop)))
         for sandbox in self.namespaces:
-            sandbox.wake()  # due work already stored (a state file) gets its timer
+            await sandbox.wake()  # due work already stored (a state file) gets its timer
         # The build takes most of a second of CPU in a thread that shares the interpreter's lock with
         # the server: it starts a moment after the server does, so the first answers do not wait
         # for it (a request that needs the full pipeline sooner starts it at once).
@@ -240,7 +253,7 @@ class SandboxApp:
         for sandbox in self.namespaces:
             sandbox.stop_timers()
         if self.settings.state_file is not None:
-            self.save_state()  # first: whatever happens to the tasks below, the state is saved
+            await self.save_state()  # first: whatever happens to the tasks below, the state is saved
         for sandbox in self.namespaces:
             await sandbox.webhooks.aclose()
         for task in tasks:
@@ -249,14 +262,14 @@ class SandboxApp:
 
     # -- the state file ------------------------------------------------------------------------------
 
-    def save_state(self) -> bool:
+    async def save_state(self) -> bool:
         """Write every namespace to ``--state-file`` now (at shutdown); False, logged, when it cannot."""
         from baas_sandbox.services import snapshots
 
         path = self.settings.state_file
         assert path is not None
         try:
-            self._write_state(path, snapshots.export_all(self.namespaces))
+            self._write_state(path, await snapshots.export_all(self.namespaces))
         except OSError as exc:
             logger.error("the state could not be saved to %s: %s", path, exc)
             return False
@@ -288,7 +301,7 @@ class SandboxApp:
             seen = snapshots.fingerprint(self.namespaces)
             if seen == self._saved:
                 continue
-            document = snapshots.export_all(self.namespaces)
+            document = await snapshots.export_all(self.namespaces)
             try:
                 await asyncio.to_thread(self._write_state, path, document)
             except OSError as exc:
@@ -338,6 +351,11 @@ def load_state_file(namespaces: Namespaces, path) -> list[str]:
     if document is None:
         return []
     try:
-        return load_all(namespaces, document)
+        names = asyncio.run(load_all(namespaces, document))  # before the server's loop, as _made_now
     except InvalidState as exc:
         raise StateFileError(f"{path}: is not a valid state file: {exc}") from None
+    for name in names:
+        loaded = namespaces.existing(name)
+        if loaded is not None:
+            loaded.stop_timers()  # set again on the server's loop (its lifespan wakes each namespace)
+    return names

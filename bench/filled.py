@@ -14,6 +14,7 @@ the store of keys, and the decision is made at once instead of a second later.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from bench.data import KEYS_PER_LEGAL_ACCOUNT, valid_cnpj
@@ -28,17 +29,22 @@ class _Quiet:
     def __init__(self, sandbox) -> None:
         self.store, self.clock, self.settings, self.ids = sandbox.store, sandbox.clock, sandbox.settings, sandbox.ids
 
-    def publish(self, *happened) -> None:
+    async def publish(self, *happened) -> None:
         pass
 
-    def schedule(self, delay: float, kind: str, subject: str) -> None:
+    async def schedule(self, delay: float, kind: str, subject: str) -> None:
         pass
 
-    def schedule_at(self, due_at, kind: str, subject: str) -> None:
+    async def schedule_at(self, due_at, kind: str, subject: str) -> None:
         pass
 
 
 def fill(sandbox, keys: int) -> None:
+    """Before the server's loop runs (the memory store holds nothing of a loop): on a loop of its own."""
+    asyncio.run(_fill(sandbox, keys))
+
+
+async def _fill(sandbox, keys: int) -> None:
     from baas_sandbox.services import pix_keys
     from baas_sandbox.services.accounts import build_account
 
@@ -52,7 +58,7 @@ def fill(sandbox, keys: int) -> None:
             "owner_name": f"BENCH FILL {serial} LTDA", "owner_document_number": valid_cnpj(5_000_000 + serial),
             "owner_person_type": "legal", "status": "open", "tenant": tenant.name,
         }, store.tenant)
-        store.add_account(account)
+        await store.add_account(account)
         for index in range(min(KEYS_PER_LEGAL_ACCOUNT, keys - made)):
             kind = "cnpj" if index == 0 else OTHER_TYPES[index - 1]
             made += 1
@@ -63,7 +69,7 @@ def fill(sandbox, keys: int) -> None:
                 "random_key": None,
             }[kind]
             cid = str(uuid.uuid4())  # the tracking_id of the request that made it
-            request = pix_keys.create_key_request(quiet, tenant, account.account_key, kind, value, cid=cid)
+            request = await pix_keys.create_key_request(quiet, tenant, account.account_key, kind, value, cid=cid)
             if request.code is not None:
-                pix_keys.validate_code(quiet, tenant, request.request_key, request.code.code, cid=cid)
-            pix_keys.decide(quiet, request.request_key)
+                await pix_keys.validate_code(quiet, tenant, request.request_key, request.code.code, cid=cid)
+            await pix_keys.decide(quiet, request.request_key)

@@ -14,16 +14,16 @@ from baas_sandbox.services.dict_entries import build_dict_entry
 
 async def reset_sandbox():
     sandbox = current_sandbox()
-    sandbox.reset()
+    await sandbox.reset()
     return {
         "message": "Sandbox reset to fixtures",
         "tenants": sandbox.store.tenant_count(),
-        "accounts": len(sandbox.store.accounts()),
+        "accounts": len(await sandbox.store.accounts()),
     }, 200
 
 
 async def list_accounts(tenant: str | None = None):
-    return {"accounts": [a.as_dict() for a in current_sandbox().store.accounts(tenant)]}, 200
+    return {"accounts": [a.as_dict() for a in await current_sandbox().store.accounts(tenant)]}, 200
 
 
 async def create_account(body: dict):
@@ -31,7 +31,7 @@ async def create_account(body: dict):
     store = sandbox.store
     try:
         account = build_account(body, store.tenant, sandbox.ids, sandbox.clock)
-        store.add_account(account)
+        await store.add_account(account)
     except InvalidAccountField as exc:
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",
                                    "details": f"{exc.field}: {exc.problem}"})
@@ -42,7 +42,7 @@ async def create_account(body: dict):
 
 
 async def list_outbox(pix_key_request_key: str | None = None, claim_request_key: str | None = None):
-    messages = current_sandbox().store.records("outbox")
+    messages = await current_sandbox().store.records("outbox")
     if pix_key_request_key is not None:
         messages = [m for m in messages if m["pix_key_request_key"] == pix_key_request_key]
     if claim_request_key is not None:
@@ -51,7 +51,7 @@ async def list_outbox(pix_key_request_key: str | None = None, claim_request_key:
 
 
 async def list_webhooks():
-    return {"webhooks": current_sandbox().store.records("webhooks")}, 200
+    return {"webhooks": await current_sandbox().store.records("webhooks")}, 200
 
 
 async def list_scenarios():
@@ -77,14 +77,14 @@ async def clear_requests():
 
 
 async def list_dict_entries():
-    return {"dict_entries": [entry.as_dict() for entry in current_sandbox().store.dict_entries()]}, 200
+    return {"dict_entries": [entry.as_dict() for entry in await current_sandbox().store.dict_entries()]}, 200
 
 
 async def create_dict_entry(body: dict):
     sandbox = current_sandbox()
     try:
         entry = build_dict_entry(body, sandbox.clock)
-        sandbox.store.add_dict_entry(entry)
+        await sandbox.store.add_dict_entry(entry)
     except InvalidAccountField as exc:
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",
                                    "details": f"{exc.field}: {exc.problem}"})
@@ -96,4 +96,4 @@ async def create_dict_entry(body: dict):
 
 
 async def list_rate_limits():
-    return {"buckets": pix_keys.rate_limits(current_sandbox())}, 200
+    return {"buckets": await pix_keys.rate_limits(current_sandbox())}, 200

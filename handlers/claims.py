@@ -11,39 +11,39 @@ from baas_sandbox.services import claims
 
 
 async def create_claim(body: dict, token_info: dict):
-    claim = claims.create_claim(current_sandbox(), token_info["tenant"], body["account_key"], body["pix_key_type"],
+    claim = await claims.create_claim(current_sandbox(), token_info["tenant"], body["account_key"], body["pix_key_type"],
                                 body["pix_key"], cid=current_tracking_id())
     return claim_body(claim), 201
 
 
 async def validate_claim_twofa(claim_request_key: str, body: dict, token_info: dict):
-    claim = claims.validate_code(current_sandbox(), token_info["tenant"], claim_request_key,
+    claim = await claims.validate_code(current_sandbox(), token_info["tenant"], claim_request_key,
                                  body["verification_code"], cid=current_tracking_id())
     return claim_body(claim), 200
 
 
 async def confirm_claim(claim_request_key: str, token_info: dict, body: dict | None = None):
     reason = (body or {}).get("confirmation_reason", "client_request")
-    claim = claims.confirm(current_sandbox(), token_info["tenant"], claim_request_key, reason,
+    claim = await claims.confirm(current_sandbox(), token_info["tenant"], claim_request_key, reason,
                            cid=current_tracking_id())
     return claim_body(claim), 200
 
 
 async def cancel_claim(claim_request_key: str, body: dict, token_info: dict):
-    claim = claims.cancel(current_sandbox(), token_info["tenant"], claim_request_key, body["cancellation_reason"],
+    claim = await claims.cancel(current_sandbox(), token_info["tenant"], claim_request_key, body["cancellation_reason"],
                           body.get("verification_code"), cid=current_tracking_id())
     return claim_body(claim), 200
 
 
 async def ask_donator_validation(claim_request_key: str, token_info: dict, body: dict | None = None):
-    claim = claims.ask_donator_validation(current_sandbox(), token_info["tenant"], claim_request_key,
+    claim = await claims.ask_donator_validation(current_sandbox(), token_info["tenant"], claim_request_key,
                                           cid=current_tracking_id())
     return claim_body(claim), 200
 
 
 async def list_claims(account_key: str, token_info: dict, claim_status: str | None = None,
                       page_number: int = 1, page_size: int = 10):
-    shown, next_page = claims.account_claims(current_sandbox(), token_info["tenant"], account_key, claim_status,
+    shown, next_page = await claims.account_claims(current_sandbox(), token_info["tenant"], account_key, claim_status,
                                              page_number, page_size)
     return {
         "data": [listed_claim(claim) for claim in shown],
@@ -52,20 +52,20 @@ async def list_claims(account_key: str, token_info: dict, claim_status: str | No
 
 
 async def simulate_received_claim(body: dict, token_info: dict):
-    claim = claims.receive_claim(current_sandbox(), token_info["tenant"], body["pix_key"], body["pix_key_type"],
+    claim = await claims.receive_claim(current_sandbox(), token_info["tenant"], body["pix_key"], body["pix_key_type"],
                                  body.get("claim_request_type"), cid=current_tracking_id())
     return claim_body(claim), 201
 
 
 async def simulate_claim_response(claim_request_key: str, claim_action: str, token_info: dict,
                                   body: dict | None = None):
-    claims.simulate_response(current_sandbox(), token_info["tenant"], claim_request_key, claim_action,
+    await claims.simulate_response(current_sandbox(), token_info["tenant"], claim_request_key, claim_action,
                              cid=current_tracking_id())
     return None, 204
 
 
 async def simulate_claim_completion(claim_request_key: str, token_info: dict, body: dict | None = None):
-    claims.complete(current_sandbox(), token_info["tenant"], claim_request_key, cid=current_tracking_id())
+    await claims.complete(current_sandbox(), token_info["tenant"], claim_request_key, cid=current_tracking_id())
     return None, 204
 
 

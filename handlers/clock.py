@@ -32,11 +32,11 @@ async def set_clock(body: dict):
             setting = setting.with_frozen(body["frozen"], real)
         return setting
 
-    return _moved(change)
+    return await _moved(change)
 
 
 async def reset_clock():
-    return _moved(lambda _setting, _real: REAL_TIME)
+    return await _moved(lambda _setting, _real: REAL_TIME)
 
 
 async def advance_clock(body: dict):
@@ -44,12 +44,12 @@ async def advance_clock(body: dict):
     sandbox = current_sandbox()
     if sandbox.clock() + dt.timedelta(seconds=seconds) >= LATEST:
         return _invalid(f"seconds: {body['seconds']} would move the clock past {LATEST.year}")
-    return _moved(lambda setting, _real: setting.advanced(seconds))
+    return await _moved(lambda setting, _real: setting.advanced(seconds))
 
 
-def _moved(change) -> tuple[dict, int]:
+async def _moved(change) -> tuple[dict, int]:
     sandbox = current_sandbox()
-    ran = sandbox.change_clock(change)
+    ran = await sandbox.change_clock(change)
     return sandbox.clock_view() | {"jobs_run": ran}, 200
 
 

@@ -50,7 +50,7 @@ async def console_style():
 
 async def list_tenants():
     store = current_sandbox().store
-    accounts = store.accounts()
+    accounts = await store.accounts()
     return {"tenants": [{"name": t.name, "token": t.token, "requester_key": t.requester_key,
                          "providers": sorted(t.providers),
                          "accounts": sum(1 for a in accounts if a.tenant == t.name)}
@@ -61,10 +61,10 @@ async def list_key_requests(account_key: str | None = None, tenant: str | None =
     from baas_sandbox.handlers.pix_keys import key_request_body
 
     store = current_sandbox().store
-    accounts = [a for a in store.accounts(tenant) if account_key is None or a.account_key == account_key]
+    accounts = [a for a in await store.accounts(tenant) if account_key is None or a.account_key == account_key]
     requests = []
     for account in accounts:
-        for request in store.key_requests(account.account_key):
+        for request in await store.key_requests(account.account_key):
             requests.append(key_request_body(request) | {"tenant": account.tenant,
                                                           "claim_lock": getattr(request, "claim_lock", None)})
     requests.sort(key=lambda r: r["created_at"], reverse=True)

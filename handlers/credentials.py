@@ -8,7 +8,7 @@ from baas_sandbox.services.credentials import save_credential
 
 
 async def post_credentials(body: dict, token_info: dict):
-    credential = save_credential(
+    credential = await save_credential(
         current_sandbox(),
         token_info["tenant"],
         provider=body["provider"],

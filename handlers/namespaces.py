@@ -16,7 +16,7 @@ async def list_namespaces():
     for sandbox in sorted(namespaces, key=lambda s: s.name):
         last_used = now - dt.timedelta(seconds=namespaces.idle_seconds(sandbox.name))
         listed.append({"name": sandbox.name, "created_at": timestamp(sandbox.created_at),
-                       "last_used_at": timestamp(last_used), **sandbox.store.counts()})
+                       "last_used_at": timestamp(last_used), **await sandbox.store.counts()})
     return {"max_namespaces": namespaces.max_namespaces, "idle_ttl_seconds": namespaces.idle_ttl,
             "namespaces": listed}, 200
 

@@ -10,7 +10,7 @@ from baas_sandbox.services import pix_keys
 
 
 async def create_pix_key(body: dict, token_info: dict):
-    request = pix_keys.create_key_request(
+    request = await pix_keys.create_key_request(
         current_sandbox(), token_info["tenant"],
         account_key=body["account_key"], key_type=body["pix_key_type"], key_value=body.get("pix_key"),
         cid=current_tracking_id(),
@@ -19,7 +19,7 @@ async def create_pix_key(body: dict, token_info: dict):
 
 
 async def list_pix_keys(account_key: str, token_info: dict, pix_key_status: str | None = None):
-    requests = pix_keys.account_keys(current_sandbox(), token_info["tenant"], account_key, pix_key_status)
+    requests = await pix_keys.account_keys(current_sandbox(), token_info["tenant"], account_key, pix_key_status)
     return {
         "account_key": account_key,
         "pix_keys": [pix_key_body(r) | {"pix_key_request_key": r.request_key} for r in requests],
@@ -27,20 +27,20 @@ async def list_pix_keys(account_key: str, token_info: dict, pix_key_status: str 
 
 
 async def validate_twofa(pix_key_request_key: str, body: dict, token_info: dict):
-    request = pix_keys.validate_code(
+    request = await pix_keys.validate_code(
         current_sandbox(), token_info["tenant"], pix_key_request_key, body["verification_code"],
         cid=current_tracking_id())
     return key_request_body(request), 200
 
 
 async def resend_twofa(pix_key_request_key: str, token_info: dict, body: dict | None = None):
-    request = pix_keys.resend_code(current_sandbox(), token_info["tenant"], pix_key_request_key,
+    request = await pix_keys.resend_code(current_sandbox(), token_info["tenant"], pix_key_request_key,
                                    cid=current_tracking_id())
     return key_request_body(request), 200
 
 
 async def delete_pix_key(pix_key: str, token_info: dict):
-    deletion = pix_keys.delete_key(current_sandbox(), token_info["tenant"], pix_key, cid=current_tracking_id())
+    deletion = await pix_keys.delete_key(current_sandbox(), token_info["tenant"], pix_key, cid=current_tracking_id())
     request = deletion.request
     return {
         "account_key": request.account.account_key,
@@ -57,7 +57,7 @@ async def delete_pix_key(pix_key: str, token_info: dict):
 
 
 async def lookup_pix_key(pix_key: str, account_key: str, token_info: dict):
-    return pix_keys.lookup_key(current_sandbox(), token_info["tenant"], pix_key, account_key), 200
+    return await pix_keys.lookup_key(current_sandbox(), token_info["tenant"], pix_key, account_key), 200
 
 
 def pix_key_body(request: PixKeyRequest) -> dict:

@@ -8,12 +8,12 @@ from baas_sandbox.services import snapshots
 
 
 async def get_state():
-    return snapshots.export_state(current_sandbox()), 200
+    return await snapshots.export_state(current_sandbox()), 200
 
 
 async def put_state(body: dict):
     try:
-        return snapshots.import_state(current_sandbox(), body), 200
+        return await snapshots.import_state(current_sandbox(), body), 200
     except snapshots.InvalidState as invalid:
         listed = invalid.problems[:snapshots.MAX_PROBLEMS]
         shown = "" if len(listed) == len(invalid.problems) else f" (the first {len(listed)} listed)"

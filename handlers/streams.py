@@ -20,7 +20,7 @@ KEEP_ALIVE = 15.0
 
 
 async def list_events(type: str | None = None, since: str | None = None):  # noqa: A002 (the API's name)
-    events = [e for e in current_sandbox().store.records("events") if _wanted(e, type, since)]
+    events = [e for e in await current_sandbox().store.records("events") if _wanted(e, type, since)]
     return {"events": events}, 200
 
 
@@ -45,7 +45,7 @@ def _stream(kind: str, id_field: str, wanted: Callable[[dict], bool], name: Call
 
     async def lines() -> AsyncIterator[str]:
         async with sandbox.live.listen(kind) as live:
-            backlog = sandbox.store.records(kind)
+            backlog = await sandbox.store.records(kind)
             if last_seen is not None:
                 ids = [entry[id_field] for entry in backlog]
                 backlog = backlog[ids.index(last_seen) + 1:] if last_seen in ids else backlog

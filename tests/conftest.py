@@ -3,6 +3,7 @@ not allow answers 500 and fails the test."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -26,7 +27,7 @@ def assert_events_valid(sandbox) -> None:
         for each in namespaces:
             assert_events_valid(each)
         return
-    for event in sandbox.store.records("events"):
+    for event in asyncio.run(sandbox.store.records("events")):
         schema = event_schema(event["event_type"])
         errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(event)]
         assert not errors, f"{event['event_type']} breaks its schema: {errors}\n{event}"

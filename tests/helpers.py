@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,12 @@ ORG_A_REQUESTER = "ef48fbe4-267b-45c1-9049-75345c075486"
 
 ORG_A = {"Authorization": "Bearer org-a-token"}
 ORG_B = {"Authorization": "Bearer org-b-token"}
+
+
+def run(step: Any) -> Any:
+    """A store operation or a namespace's coroutine, run from a test's thread, on a loop of its own
+    (the in-memory store holds nothing of a loop)."""
+    return asyncio.run(step) if asyncio.iscoroutine(step) else step
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:

@@ -34,7 +34,7 @@ from baas_sandbox.domain.model import (
 )
 from baas_sandbox.services.sandbox import Settings
 from tests.conftest import FAST, assert_events_valid
-from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, SEED_CNPJ
+from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, SEED_CNPJ, run
 
 CONCURRENCY = 64
 SERVER_THREADS = 4
@@ -104,7 +104,7 @@ def test_64_concurrent_creates_of_the_same_key_yield_exactly_one():
     # The winner stays unfinished through the burst, so every loser meets PIX000074.
     with served_by_threads(activation_delay=60) as (base_url, sandbox):
         for _ in range(ROUNDS):
-            sandbox.reset()
+            run(sandbox.reset())
             assert burst(base_url, body) == Counter({201: 1, "PIX000074": CONCURRENCY - 1})
 
 
@@ -119,7 +119,7 @@ def test_concurrent_creates_never_pass_the_natural_person_limit():
     body = {"account_key": NATURAL_ACCOUNT, "pix_key_type": "random_key"}
     with served_by_threads(activation_delay=60) as (base_url, sandbox):
         for _ in range(ROUNDS):
-            sandbox.reset()
+            run(sandbox.reset())
             _one_below_the_limit(base_url, body, 5)
             assert burst(base_url, body) == Counter({201: 1, "PIX000014": CONCURRENCY - 1})
 
@@ -128,7 +128,7 @@ def test_concurrent_creates_never_pass_the_legal_person_limit():
     body = {"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"}
     with served_by_threads(activation_delay=60) as (base_url, sandbox):
         for _ in range(ROUNDS):
-            sandbox.reset()
+            run(sandbox.reset())
             _one_below_the_limit(base_url, body, 20)
             assert burst(base_url, body) == Counter({201: 1, "PIX000014": CONCURRENCY - 1})
 
@@ -142,7 +142,7 @@ def race(sandbox, make_request, threads: int = CONCURRENCY) -> Counter:
         request = make_request()
         start.wait()
         try:
-            sandbox.store.add_key_request(request)
+            run(sandbox.store.add_key_request(request))
             results.append("stored")
         except errors.DomainError as exc:
             results.append(exc.code)
@@ -158,7 +158,7 @@ def race(sandbox, make_request, threads: int = CONCURRENCY) -> Counter:
 
 def key_request(sandbox, account_key: str, kind: PixKeyType, value: str | None) -> PixKeyRequest:
     return PixKeyRequest(
-        request_key=str(uuid.uuid4()), account=sandbox.store.account(account_key),
+        request_key=str(uuid.uuid4()), account=run(sandbox.store.account(account_key)),
         requester_key="ef48fbe4-267b-45c1-9049-75345c075486", key_type=kind, key_value=value,
         status=RequestStatus.PENDING, key_status=KeyStatus.PENDING_CONFIRMATION,
         created_at="2026-01-01T00:00:00", updated_at="2026-01-01T00:00:00", key_updated_at="2026-01-01T00:00:00",
@@ -171,7 +171,7 @@ STORE_ROUNDS = 10  # without the store's lock, most rounds go wrong (measured: 1
 def test_threads_racing_on_the_store_same_key(server):
     _, sandbox = server
     for _ in range(STORE_ROUNDS):
-        sandbox.reset()
+        run(sandbox.reset())
         counts = race(sandbox, lambda: key_request(sandbox, SEED_ACCOUNT, PixKeyType.CNPJ, SEED_CNPJ))
         assert counts == Counter({"stored": 1, "PIX000074": CONCURRENCY - 1})
 
@@ -179,8 +179,8 @@ def test_threads_racing_on_the_store_same_key(server):
 def test_threads_racing_on_the_store_limit(server):
     _, sandbox = server
     for _ in range(STORE_ROUNDS):
-        sandbox.reset()
+        run(sandbox.reset())
         for _ in range(19):  # one place left: every thread races for it
-            sandbox.store.add_key_request(key_request(sandbox, SEED_ACCOUNT, PixKeyType.RANDOM, None))
+            run(sandbox.store.add_key_request(key_request(sandbox, SEED_ACCOUNT, PixKeyType.RANDOM, None)))
         counts = race(sandbox, lambda: key_request(sandbox, SEED_ACCOUNT, PixKeyType.RANDOM, None))
         assert counts == Counter({"stored": 1, "PIX000014": CONCURRENCY - 1})

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from baas_sandbox.domain.model import SUPPORTED_PROVIDERS
-from tests.helpers import ORG_A, ORG_B
+from tests.helpers import ORG_A, ORG_B, run
 
 URL = "/banking-auth/v1/credentials"
 HEADERS = ORG_A | {"account_token": "Your account token"}
@@ -37,13 +37,13 @@ def test_replacing_a_credential_gives_a_new_proxy_value(client):
     first = save(client, SEED_001).json()["proxy_value"]
     second = save(client, SEED_001 | {"key": "another-key"}).json()["proxy_value"]
     assert first != second
-    stored = client.sandbox.store.credential("org-a", "BTG", "PIX")
+    stored = run(client.sandbox.store.credential("org-a", "BTG", "PIX"))
     assert stored.proxy_value == second
 
 
 def test_the_key_is_encrypted_at_rest(client):
     save(client, SEED_001)
-    stored = client.sandbox.store.credential("org-a", "BTG", "PIX")
+    stored = run(client.sandbox.store.credential("org-a", "BTG", "PIX"))
     assert SEED_001["key"].encode() not in stored.sealed_key
     assert client.sandbox.vault.open(stored.sealed_key, "org-a/BTG/PIX") == SEED_001["key"]
 
@@ -70,8 +70,8 @@ def test_a_secret_breaking_the_schema_is_not_echoed_in_the_error(client):
 def test_credentials_are_kept_per_tenant(client):
     save(client, SEED_000)
     save(client, SEED_000 | {"key": "org-b-key"}, headers=ORG_B | {"account_token": "t"})
-    a = client.sandbox.store.credential("org-a", "CELCOIN", "PIX")
-    b = client.sandbox.store.credential("org-b", "CELCOIN", "PIX")
+    a = run(client.sandbox.store.credential("org-a", "CELCOIN", "PIX"))
+    b = run(client.sandbox.store.credential("org-b", "CELCOIN", "PIX"))
     assert a.proxy_value != b.proxy_value
 
 
@@ -146,13 +146,13 @@ def test_EBAA0018_provider_refuses_the_key(client, provider, integration_type):
     response = save(client, {"key": "invalid-key", "provider": provider, "type": integration_type})
     assert response.status_code == 400
     assert response.json() == {"code": "EBAA0018", "message": f"{provider} - API Invalid credential"}
-    assert client.sandbox.store.credential("org-a", provider, integration_type) is None
+    assert run(client.sandbox.store.credential("org-a", provider, integration_type)) is None
 
 
 def test_a_refused_key_keeps_the_previous_credential(client):
     proxy = save(client, SEED_001).json()["proxy_value"]
     assert save(client, SEED_001 | {"key": "invalid-now"}).status_code == 400
-    assert client.sandbox.store.credential("org-a", "BTG", "PIX").proxy_value == proxy
+    assert run(client.sandbox.store.credential("org-a", "BTG", "PIX")).proxy_value == proxy
 
 
 def test_EBAA0002_provider_outage(client):
@@ -178,4 +178,4 @@ def test_internal_failures_on_purpose_with_prefer(client, code):
     response = client.post(URL, json=SEED_001, headers=HEADERS | {"Prefer": f"code=500, example={code}"})
     assert response.status_code == 500
     assert response.json()["code"] == code
-    assert client.sandbox.store.credential("org-a", "BTG", "PIX") is None  # the handler did not run
+    assert run(client.sandbox.store.credential("org-a", "BTG", "PIX")) is None  # the handler did not run

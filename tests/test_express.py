@@ -21,6 +21,7 @@ from baas_sandbox.http import express
 from baas_sandbox.http.violations import BodySchema, _parameter_validator
 from baas_sandbox.services.sandbox import Settings
 from tests.conftest import FAST, assert_events_valid
+from tests.helpers import run
 
 AUTH = {"Authorization": "Bearer org-a-token"}
 LEGAL = "6d30a0b1-cb90-4ceb-b1ea-5bd600cdf3c8"  # fixtures/accounts.yaml
@@ -53,7 +54,7 @@ class Twin:
             call = dict(kwargs)
             if codes_of is not None:
                 request_key = self._value(index, codes_of)
-                codes = [m["verification_code"] for m in self.apps[index].sandbox.store.records("outbox")
+                codes = [m["verification_code"] for m in run(self.apps[index].sandbox.store.records("outbox"))
                          if m["pix_key_request_key"] == request_key]
                 call["json"] = {"verification_code": codes[-1]}
             if "{" in path:
@@ -383,7 +384,7 @@ def test_namespaced_requests_are_served_by_the_lane_with_the_same_answers(twin):
     listed = same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL}, headers=team)
     assert json.loads(listed["body"])["pix_keys"][0]["pix_key"] == "09080702000105"
     assert twin.apps[0].express_counts.answered == 3 and twin.apps[0].express_counts.handed_over == 0
-    journals = [[e["operation_id"] for e in app.namespaces.get("ci-job-1").journal.entries()] for app in twin.apps]
+    journals = [[e["operation_id"] for e in app.namespaces.existing("ci-job-1").journal.entries()] for app in twin.apps]
     assert journals[0] == journals[1] == ["list-pix-keys", "create-pix-key"]
 
 

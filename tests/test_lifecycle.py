@@ -14,6 +14,7 @@ import pytest
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.documents import is_valid_cnpj
 from tests.helpers import (
+    run,
     NATURAL_ACCOUNT,
     NATURAL_CPF,
     ORG_A,
@@ -198,7 +199,7 @@ def test_a_key_locked_by_an_unfinished_claim_cannot_be_deleted(client):
         request.claim_lock = "a-claim"
         return request
 
-    store.change_key(FIXTURE_EMAIL, lock)
+    run(store.change_key(FIXTURE_EMAIL, lock))
     answer = client.delete(f"/baas/pix/keys/{FIXTURE_EMAIL}", headers=ORG_A)
     assert (answer.status_code, answer.json()["code"]) == (400, "PIX000072")
 
@@ -228,11 +229,11 @@ def test_deletion_and_creation_of_one_key_are_atomic(client):
             thread.join()
         assert sorted(answers).count(200) == 1
         assert answers.count(201) <= 1  # one creation won, or none came after the deletion
-        holders = [r for r in store.key_requests(ORG_B_ACCOUNT) + store.key_requests(NATURAL_ACCOUNT)
+        holders = [r for r in run(store.key_requests(ORG_B_ACCOUNT)) + run(store.key_requests(NATURAL_ACCOUNT))
                    if r.key_value == value and r.claims_key]
         assert len(holders) == answers.count(201)
         if holders:  # clear ORG_B's place for the next round (its limit is 5)
-            store.change_key_request(holders[0].request_key, lambda r: r.reject("test cleanup", client.sandbox.clock()))
+            run(store.change_key_request(holders[0].request_key, lambda r: r.reject("test cleanup", client.sandbox.clock())))
 
 
 # -- lookup -----------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from baas_sandbox.scenarios.library import UnknownScenario
 from baas_sandbox.scenarios.loader import ScenarioError
 from baas_sandbox.services.sandbox import DEFAULT_FIXTURES, Settings
 from tests.conftest import live_server
-from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, SEED_CNPJ, billion_laughs, nested, wait_until
+from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, SEED_CNPJ, billion_laughs, nested, run, wait_until
 
 CREDENTIALS = "/banking-auth/v1/credentials"
 SEED_001 = {"key": "Tc84Hi3CRyAHFBNIvbc8CuSuvHuGibjf", "provider": "BTG", "type": "PIX",
@@ -88,7 +88,7 @@ def test_provider_outage_from_start_answers_the_specs_EBAA0002(sandbox_client):
         assert response.status_code == 502
         assert response.json() == EBAA0002
         assert response.headers["tracking_id"]
-        assert sandbox.store.credential("org-a", "BTG", "PIX") is None  # the handler did not run
+        assert run(sandbox.store.credential("org-a", "BTG", "PIX")) is None  # the handler did not run
 
 
 def test_the_cli_switches_a_scenario_on():

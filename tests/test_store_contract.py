@@ -88,6 +88,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(params=sorted(STORES))
 async def new_store(request) -> AsyncIterator[Callable[[], Awaitable[SandboxStore]]]:
     """Makes empty stores of the test's kind: ``await new_store()``."""
@@ -303,12 +311,12 @@ async def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtu
 
 
 async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, new_store):
-    request = await key_request(store, NATURAL_ACCOUNT, "a@example.com")
-    await store.add_key_request(request)
-    await store.record("outbox", {"message_id": str(uuid.uuid4()), "pix_key_request_key": request.request_key,
+    asked = await key_request(store, NATURAL_ACCOUNT, "a@example.com")
+    await store.add_key_request(asked)
+    await store.record("outbox", {"message_id": str(uuid.uuid4()), "pix_key_request_key": asked.request_key,
                             "channel": "email", "destination": "a@example.com", "verification_code": "123456",
                             "sent_at": "2030-01-01T00:00:00", "expires_at": "2030-01-01T00:10:00"})
-    await store.schedule(DueJob(T0, "decide-key-request", request.request_key))
+    await store.schedule(DueJob(T0, "decide-key-request", asked.request_key))
     await store.set_clock(lambda s: s.with_frozen(True, T0))
     exported = await store.export()
     other = await new_store()
@@ -317,7 +325,7 @@ async def test_an_export_replaced_into_another_store_exports_the_same(store, fix
     await other.replace(exported)
     assert await other.export() == exported
     assert other.revision != before
-    assert (await other.key_request(request.request_key)).key_value == "a@example.com"
+    assert (await other.key_request(asked.request_key)).key_value == "a@example.com"
     with pytest.raises(errors.KeyCreationNotFinished):  # the rules hold on what was imported
         await other.add_key_request(await key_request(other, SEED_ACCOUNT, "a@example.com"))
 

@@ -199,14 +199,14 @@ class ExpressLane:
             return
         try:  # the namespace as the full pipeline finds it (http/namespace.py), which answers a refusal
             headers = _headers(scope)
-            sandbox = self.namespaces.get(namespace.requested(scope, headers.get(NAMESPACE_HEADER)))
+            sandbox = await self.namespaces.get(namespace.requested(scope, headers.get(NAMESPACE_HEADER)))
         except (_HandOver, InvalidNamespace, TooManyNamespaces):
             await self.app(scope, receive, send)
             return
         if sandbox.scenarios.may_apply:
             await self.app(scope, receive, send)
             return
-        sandbox.settle()
+        await sandbox.settle()
         operation, path_params = routed
         body: bytes | None = None  # read: to be replayed if handed over
         sandbox_token = context._current.set(sandbox)  # the tokens, and what the handler uses

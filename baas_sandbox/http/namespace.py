@@ -64,7 +64,7 @@ class BindNamespace:
             await self.app(scope, receive, send)
             return
         try:
-            sandbox = self.namespaces.get(requested(scope))
+            sandbox = await self.namespaces.get(requested(scope))
         except (InvalidNamespace, TooManyNamespaces) as error:
             answer = refusal(scope, error)
             payload = answer.body.encode()
@@ -73,7 +73,7 @@ class BindNamespace:
             await send({"type": "http.response.body", "body": payload})
             return
         bind(scope, sandbox)
-        sandbox.settle()
+        await sandbox.settle()
         token = context._current.set(sandbox)
         namespaces_token = context._namespaces.set(self.namespaces)
         try:

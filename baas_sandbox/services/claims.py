@@ -51,23 +51,23 @@ SIMULATED_CLAIMER_BANK = {"bank_name": "BANCO DO BRASIL S.A.", "bank_code": 1, "
 # -- as claimant ------------------------------------------------------------------------------------------
 
 
-def create_claim(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str, key_value: str,
+async def create_claim(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str, key_value: str,
                  cid: str | None = None, *, claim_key: str | None = None, code: str | None = None) -> Claim:
     """Claim a key DICT holds at another institution for one of the caller's accounts."""
     kind = PixKeyType(key_type)
     if kind is PixKeyType.RANDOM:
         raise errors.ClaimTypeInconsistent(pix_key=key_value, reason="a random key cannot be claimed")
     check_pix_key(kind, key_value)
-    account = sandbox.store.account(account_key)
+    account = await sandbox.store.account(account_key)
     if account is None:
         raise errors.AccountNotFound(account_key=account_key)
     check_account_accepts_keys(account, tenant)
-    holder = sandbox.store.key_holder(key_value)
+    holder = await sandbox.store.key_holder(key_value)
     if holder is not None:  # at the sandbox's own institution: nothing to claim from another one
         if holder.status.unfinished:
             raise errors.KeyCreationNotFinished(pix_key=key_value)
         raise errors.KeyAlreadyExists(pix_key=key_value)
-    entry = sandbox.store.dict_entry(key_value)
+    entry = await sandbox.store.dict_entry(key_value)
     if entry is None:
         raise errors.ClaimKeyNotFound(pix_key=key_value)
     if entry.pix_key_type is not kind:
@@ -89,35 +89,35 @@ def create_claim(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: s
         validation_due=(now + dt.timedelta(seconds=sandbox.settings.validation_window)
                         if needs_code and code is None else None),
     )
-    sandbox.store.add_claim(claim, now)  # atomic: one open claim per key, the key still there, the limit
-    _opened(sandbox, claim)
+    await sandbox.store.add_claim(claim, now)  # atomic: one open claim per key, the key still there, the limit
+    await _opened(sandbox, claim)
     return claim
 
 
-def validate_code(sandbox: Sandbox, tenant: Tenant, claim_key: str, code: str, cid: str | None = None) -> Claim:
+async def validate_code(sandbox: Sandbox, tenant: Tenant, claim_key: str, code: str, cid: str | None = None) -> Claim:
     now = sandbox.clock()
-    return _change(sandbox, tenant, claim_key, lambda claim: claim.validate_claimer_code(code, now), now,
+    return await _change(sandbox, tenant, claim_key, lambda claim: claim.validate_claimer_code(code, now), now,
                    counted=(errors.WrongCode, errors.ClaimTooManyWrongCodes), cid=cid)
 
 
-def simulate_response(sandbox: Sandbox, tenant: Tenant, claim_key: str, action: str, cid: str | None = None) -> Claim:
+async def simulate_response(sandbox: Sandbox, tenant: Tenant, claim_key: str, action: str, cid: str | None = None) -> Claim:
     """The donor institution answers the caller's claim (the provider's ``receive_response``)."""
     now = sandbox.clock()
-    return _change(sandbox, tenant, claim_key, lambda claim: claim.receive_response(Response(action), now), now,
+    return await _change(sandbox, tenant, claim_key, lambda claim: claim.receive_response(Response(action), now), now,
                    cid=cid)
 
 
 # -- as donor -----------------------------------------------------------------------------------------------
 
 
-def receive_claim(sandbox: Sandbox, tenant: Tenant, key_value: str, key_type: str, claim_type: str | None = None,
+async def receive_claim(sandbox: Sandbox, tenant: Tenant, key_value: str, key_type: str, claim_type: str | None = None,
                   cid: str | None = None, *, claim_key: str | None = None, at: dt.datetime | None = None) -> Claim:
     """Another institution claims an active key of one of the caller's accounts (the provider's
     ``/mock/pix_keys/key_claim_simulation/receive``): a portability by the same person by default,
     or an ownership claim by someone else (phone and email keys)."""
     kind = PixKeyType(key_type)
     check_pix_key(kind, key_value) if kind is not PixKeyType.RANDOM else key_type_of(key_value)
-    holder = sandbox.store.key_holder(key_value)
+    holder = await sandbox.store.key_holder(key_value)
     if holder is None:
         raise errors.KeyNotFound(pix_key=key_value)
     if holder.tenant != tenant.name:
@@ -138,58 +138,58 @@ def receive_claim(sandbox: Sandbox, tenant: Tenant, key_value: str, key_type: st
         donator_ispb=OWN_ISPB, created_at=stamp, updated_at=stamp, resolution_due=now + RESOLUTION_PERIOD,
         conclusion_due=now + CONCLUSION_PERIOD, key_request_key=holder.request_key, cid=cid,
     )
-    sandbox.store.add_claim(claim, now)  # atomic: the key active in the account, no open claim, then locked
-    _opened(sandbox, claim)
+    await sandbox.store.add_claim(claim, now)  # atomic: the key active in the account, no open claim, then locked
+    await _opened(sandbox, claim)
     return claim
 
 
-def confirm(sandbox: Sandbox, tenant: Tenant, claim_key: str, reason: str, cid: str | None = None) -> Claim:
+async def confirm(sandbox: Sandbox, tenant: Tenant, claim_key: str, reason: str, cid: str | None = None) -> Claim:
     now = sandbox.clock()
-    return _change(sandbox, tenant, claim_key, lambda claim: claim.confirm(Reason(reason), now), now, cid=cid)
+    return await _change(sandbox, tenant, claim_key, lambda claim: claim.confirm(Reason(reason), now), now, cid=cid)
 
 
-def cancel(sandbox: Sandbox, tenant: Tenant, claim_key: str, reason: str, code: str | None = None,
+async def cancel(sandbox: Sandbox, tenant: Tenant, claim_key: str, reason: str, code: str | None = None,
            cid: str | None = None) -> Claim:
     now = sandbox.clock()
 
     def cancel_it(claim: Claim) -> None:
         claim.cancel(claim.role, Reason(reason), code, now)
 
-    return _change(sandbox, tenant, claim_key, cancel_it, now,
+    return await _change(sandbox, tenant, claim_key, cancel_it, now,
                    counted=(errors.WrongCode, errors.ClaimTooManyWrongCodes), cid=cid)
 
 
-def ask_donator_validation(sandbox: Sandbox, tenant: Tenant, claim_key: str, cid: str | None = None) -> Claim:
+async def ask_donator_validation(sandbox: Sandbox, tenant: Tenant, claim_key: str, cid: str | None = None) -> Claim:
     """The donor asks for the code it needs to cancel an ownership claim (sent to the key)."""
     now = sandbox.clock()
 
     def ask(claim: Claim) -> None:
         claim.ask_donator_validation(_new_code(sandbox, claim.key_type, claim.key_value, now), now)
 
-    claim = _change(sandbox, tenant, claim_key, ask, now, cid=cid)
-    _record_code(sandbox, claim)
+    claim = await _change(sandbox, tenant, claim_key, ask, now, cid=cid)
+    await _record_code(sandbox, claim)
     return claim
 
 
-def complete(sandbox: Sandbox, tenant: Tenant, claim_key: str, cid: str | None = None) -> Claim:
+async def complete(sandbox: Sandbox, tenant: Tenant, claim_key: str, cid: str | None = None) -> Claim:
     """The claimer completes a confirmed claim (the provider's ``.../complete``): the key leaves."""
     now = sandbox.clock()
-    return _change(sandbox, tenant, claim_key, lambda claim: claim.complete(now), now, cid=cid)
+    return await _change(sandbox, tenant, claim_key, lambda claim: claim.complete(now), now, cid=cid)
 
 
 # -- both ---------------------------------------------------------------------------------------------------
 
 
-def account_claims(sandbox: Sandbox, tenant: Tenant, account_key: str, status: str | None,
+async def account_claims(sandbox: Sandbox, tenant: Tenant, account_key: str, status: str | None,
                    page: int, size: int) -> tuple[list[Claim], int | None]:
     """The account's claims in both roles, oldest first, a page of them and the next page's number:
     of one status, or without one the unfinished ones."""
-    account = sandbox.store.account(account_key)
+    account = await sandbox.store.account(account_key)
     if account is None:
         raise errors.AccountNotFound(account_key=account_key)
     if account.tenant != tenant.name:
         raise errors.InvalidPermission(person_key=tenant.requester_key, account_key=account_key)
-    claims = sandbox.store.claims(account_key)
+    claims = await sandbox.store.claims(account_key)
     if status is None:
         claims = [claim for claim in claims if claim.status.unfinished]
     else:
@@ -199,39 +199,39 @@ def account_claims(sandbox: Sandbox, tenant: Tenant, account_key: str, status: s
     return shown, page + 1 if start + size < len(claims) else None
 
 
-def resolution_deadline(sandbox: Sandbox, claim_key: str) -> None:
-    _by_time(sandbox, claim_key, lambda claim, now: claim.resolution_deadline(now))
+async def resolution_deadline(sandbox: Sandbox, claim_key: str) -> None:
+    await _by_time(sandbox, claim_key, lambda claim, now: claim.resolution_deadline(now))
 
 
-def conclusion_deadline(sandbox: Sandbox, claim_key: str) -> None:
-    _by_time(sandbox, claim_key, lambda claim, now: claim.conclusion_deadline(now))
+async def conclusion_deadline(sandbox: Sandbox, claim_key: str) -> None:
+    await _by_time(sandbox, claim_key, lambda claim, now: claim.conclusion_deadline(now))
 
 
-def expire_validation(sandbox: Sandbox, claim_key: str) -> None:
+async def expire_validation(sandbox: Sandbox, claim_key: str) -> None:
     window = sandbox.settings.validation_window
-    _by_time(sandbox, claim_key, lambda claim, now: claim.expire_validation(window, now))
+    await _by_time(sandbox, claim_key, lambda claim, now: claim.expire_validation(window, now))
 
 
-def seed_claim(sandbox: Sandbox, entry: dict) -> Claim:
+async def seed_claim(sandbox: Sandbox, entry: dict) -> Claim:
     """A fixture claim (``claims.yaml``): part of the starting state (no event, no webhook), made by
     the same rules as a client's, then brought to its status: a claimant's claim waiting for its
     code (the code given, in the outbox) or ``pending``; a donor's claim ``pending_confirmation`` or
     ``confirmed``."""
-    account = sandbox.store.account(entry["account_key"])
+    account = await sandbox.store.account(entry["account_key"])
     tenant = sandbox.store.tenant(account.tenant) if account is not None else None
     if account is None or tenant is None:
         raise errors.AccountNotFound(account_key=entry["account_key"])
     with sandbox.quiet():
         if entry["role"] == "claimant":
-            claim = create_claim(sandbox, tenant, account.account_key, entry["pix_key_type"], entry["pix_key"],
+            claim = await create_claim(sandbox, tenant, account.account_key, entry["pix_key_type"], entry["pix_key"],
                                  claim_key=entry["claim_request_key"], code=entry.get("verification_code"))
             if entry["claim_request_status"] == "pending" and claim.code is not None:
-                claim = validate_code(sandbox, tenant, claim.claim_key, claim.code.code)
+                claim = await validate_code(sandbox, tenant, claim.claim_key, claim.code.code)
         else:
-            claim = receive_claim(sandbox, tenant, entry["pix_key"], entry["pix_key_type"],
+            claim = await receive_claim(sandbox, tenant, entry["pix_key"], entry["pix_key_type"],
                                   entry.get("claim_request_type"), claim_key=entry["claim_request_key"])
             if entry["claim_request_status"] == "confirmed":
-                claim = confirm(sandbox, tenant, claim.claim_key, "client_request")
+                claim = await confirm(sandbox, tenant, claim.claim_key, "client_request")
     if claim.status != entry["claim_request_status"]:
         raise errors.ClaimActionNotAllowedInStatus(claim_request_key=claim.claim_key, status=str(claim.status))
     return claim
@@ -240,7 +240,7 @@ def seed_claim(sandbox: Sandbox, entry: dict) -> Claim:
 # -- the steps ------------------------------------------------------------------------------------------------
 
 
-def _change(sandbox: Sandbox, tenant: Tenant, claim_key: str, change: Callable[[Claim], None], now: dt.datetime,
+async def _change(sandbox: Sandbox, tenant: Tenant, claim_key: str, change: Callable[[Claim], None], now: dt.datetime,
             counted: tuple[type[errors.BaasError], ...] = (), cid: str | None = None) -> Claim:
     """One step of the store on the caller's claim; its new status announced. A refusal in ``counted``
     (a wrong code) keeps the change it made (the count, a failure) and is then raised."""
@@ -254,46 +254,46 @@ def _change(sandbox: Sandbox, tenant: Tenant, claim_key: str, change: Callable[[
             return claim, before, refusal
         return claim, before, None
 
-    claim, before, refusal = sandbox.store.change_claim(claim_key, step, now)
+    claim, before, refusal = await sandbox.store.change_claim(claim_key, step, now)
     if claim.status is not before:
-        sandbox.publish(_status_event(claim, cid))
-        _schedule_windows(sandbox, claim)
+        await sandbox.publish(_status_event(claim, cid))
+        await _schedule_windows(sandbox, claim)
     if refusal is not None:
         raise refusal
     return claim
 
 
-def _by_time(sandbox: Sandbox, claim_key: str, change: Callable[[Claim, dt.datetime], bool]) -> None:
+async def _by_time(sandbox: Sandbox, claim_key: str, change: Callable[[Claim, dt.datetime], bool]) -> None:
     now = sandbox.clock()
 
     def step(claim: Claim) -> tuple[Claim, bool]:
         return claim, change(claim, now)
 
     try:
-        claim, changed = sandbox.store.change_claim(claim_key, step, now)
+        claim, changed = await sandbox.store.change_claim(claim_key, step, now)
     except errors.ClaimNotFound:  # the sandbox was reset meanwhile
         return
     if changed:
-        sandbox.publish(_status_event(claim, claim.cid))
-        _schedule_windows(sandbox, claim)
+        await sandbox.publish(_status_event(claim, claim.cid))
+        await _schedule_windows(sandbox, claim)
 
 
-def _opened(sandbox: Sandbox, claim: Claim) -> None:
-    sandbox.publish(_status_event(claim, claim.cid))
+async def _opened(sandbox: Sandbox, claim: Claim) -> None:
+    await sandbox.publish(_status_event(claim, claim.cid))
     if claim.code is not None:
-        _record_code(sandbox, claim)
+        await _record_code(sandbox, claim)
         if claim.validation_due is not None:
-            sandbox.schedule_at(claim.validation_due, END_CLAIM_VALIDATION, claim.claim_key)
-    _schedule_windows(sandbox, claim)
+            await sandbox.schedule_at(claim.validation_due, END_CLAIM_VALIDATION, claim.claim_key)
+    await _schedule_windows(sandbox, claim)
 
 
-def _schedule_windows(sandbox: Sandbox, claim: Claim) -> None:
+async def _schedule_windows(sandbox: Sandbox, claim: Claim) -> None:
     """The deadline the claim waits for now: resolution while it waits for the donor, conclusion
     once confirmed (a job that finds nothing to do when it runs does nothing)."""
     if claim.status in (ClaimStatus.PENDING, ClaimStatus.PENDING_CONFIRMATION):
-        sandbox.schedule_at(claim.resolution_due, RESOLUTION_DEADLINE, claim.claim_key)
+        await sandbox.schedule_at(claim.resolution_due, RESOLUTION_DEADLINE, claim.claim_key)
     elif claim.status is ClaimStatus.CONFIRMED:
-        sandbox.schedule_at(claim.conclusion_due, CONCLUSION_DEADLINE, claim.claim_key)
+        await sandbox.schedule_at(claim.conclusion_due, CONCLUSION_DEADLINE, claim.claim_key)
 
 
 def _status_event(claim: Claim, cid: str | None) -> events.ClaimStatusChanged:
@@ -314,11 +314,11 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
-def _record_code(sandbox: Sandbox, claim: Claim) -> None:
+async def _record_code(sandbox: Sandbox, claim: Claim) -> None:
     """The code "sent" to the key (email or SMS): in the outbox, like a key request's."""
     code = claim.code
     assert code is not None
-    sandbox.record("outbox", {
+    await sandbox.record("outbox", {
         "message_id": sandbox.ids(),
         "pix_key_request_key": None,
         "claim_request_key": claim.claim_key,

@@ -9,7 +9,7 @@ from baas_sandbox.domain.model import Credential, Tenant, check_supported, times
 from baas_sandbox.services.sandbox import Sandbox
 
 
-def save_credential(sandbox: Sandbox, tenant: Tenant, provider: str, integration_type: str,
+async def save_credential(sandbox: Sandbox, tenant: Tenant, provider: str, integration_type: str,
                     key: str, provider_data: dict | None, cid: str | None = None) -> Credential:
     check_supported(integration_type, provider)
     if provider not in tenant.providers:
@@ -30,8 +30,8 @@ def save_credential(sandbox: Sandbox, tenant: Tenant, provider: str, integration
         provider_data=dict(provider_data or {}),
         saved_at=timestamp(sandbox.clock()),
     )
-    replaced = sandbox.store.save_credential(credential)
-    sandbox.publish(events.CredentialSaved(
+    replaced = await sandbox.store.save_credential(credential)
+    await sandbox.publish(events.CredentialSaved(
         tenant=tenant.name, cid=cid, provider=provider, integration_type=integration_type,
         proxy_value=credential.proxy_value, saved_at=credential.saved_at, replaced=replaced,
     ))

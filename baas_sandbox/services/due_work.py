@@ -5,14 +5,14 @@ then (a request validated or reset meanwhile is left as it is)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.services import claims, pix_keys
 from baas_sandbox.services.sandbox import Sandbox
 
 #: kind -> what runs, given the namespace and the job's subject
-JOBS: dict[str, Callable[[Sandbox, str], None]] = {
+JOBS: dict[str, Callable[[Sandbox, str], Awaitable[None]]] = {
     pix_keys.DECIDE: pix_keys.decide,
     pix_keys.END_VALIDATION_WINDOW: pix_keys.expire_validation,
     claims.RESOLUTION_DEADLINE: claims.resolution_deadline,
@@ -21,8 +21,8 @@ JOBS: dict[str, Callable[[Sandbox, str], None]] = {
 }
 
 
-def run_job(sandbox: Sandbox, job: DueJob) -> None:
+async def run_job(sandbox: Sandbox, job: DueJob) -> None:
     run = JOBS.get(job.kind)
     if run is None:  # a job from a newer version's state file: nothing here knows how to run it
         raise LookupError(f"unknown job kind {job.kind!r}")
-    run(sandbox, job.subject)
+    await run(sandbox, job.subject)

@@ -7,6 +7,7 @@ read and checked once at start-up (``Shared``): making one is a few dictionary i
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -57,29 +58,47 @@ class Namespaces:
         self._sandboxes: dict[str, Sandbox] = {}
         self._last_used: dict[str, float] = {}  # monotonic seconds of each namespace's latest request
         self._lock = threading.Lock()
+        #: Namespaces being made (their fixtures stored): a second request for one waits for it.
+        self._starting: dict[str, asyncio.Future[Sandbox]] = {}
 
-    def get(self, name: str) -> Sandbox:
+    async def get(self, name: str) -> Sandbox:
         """The namespace ``name`` (checked by the caller with ``check_name``), made from the fixtures
         if it does not exist; ``TooManyNamespaces`` when it would be one too many."""
         sandbox = self._sandboxes.get(name)
         if sandbox is None:
-            sandbox = self._create(name)
+            sandbox = await self._create(name)
         self._last_used[name] = self._monotonic()
         return sandbox
 
-    def _create(self, name: str) -> Sandbox:
+    async def _create(self, name: str) -> Sandbox:
+        starting = self._starting.get(name)
+        if starting is not None:
+            return await asyncio.shield(starting)
         with self._lock:
-            sandbox = self._sandboxes.get(name)
-            if sandbox is not None:
-                return sandbox
-            if len(self._sandboxes) >= self.max_namespaces:
+            if len(self._sandboxes) + len(self._starting) >= self.max_namespaces:
                 self._drop_idle_locked()
-                if len(self._sandboxes) >= self.max_namespaces:
+                if len(self._sandboxes) + len(self._starting) >= self.max_namespaces:
                     raise TooManyNamespaces(self.max_namespaces)
-            sandbox = Sandbox(self.shared, name, self._new_store(name))
+        starting = self._starting[name] = asyncio.get_running_loop().create_future()
+        try:
+            sandbox = await Sandbox.start(self.shared, name, self._new_store(name))
+        except BaseException as exc:
+            starting.set_exception(exc)
+            starting.exception()  # retrieved: the waiters (if any) get it raised, nobody else
+            raise
+        finally:
+            del self._starting[name]
+        with self._lock:
             self._sandboxes[name] = sandbox
             self._last_used[name] = self._monotonic()
-            return sandbox
+        starting.set_result(sandbox)
+        return sandbox
+
+    def hold(self, sandbox: Sandbox) -> None:
+        """Hold a namespace made outside the loop (the default one, made at start-up)."""
+        with self._lock:
+            self._sandboxes[sandbox.name] = sandbox
+            self._last_used[sandbox.name] = self._monotonic()
 
     def existing(self, name: str) -> Sandbox | None:
         return self._sandboxes.get(name)
@@ -127,9 +146,9 @@ class Namespaces:
             self._sandboxes[sandbox.name] = sandbox
             self._last_used[sandbox.name] = self._monotonic()
 
-    def new_sandbox(self, name: str) -> Sandbox:
+    async def new_sandbox(self, name: str) -> Sandbox:
         """A namespace's sandbox, not yet held (to fill from a state before it is adopted)."""
-        return Sandbox(self.shared, name, self._new_store(name))
+        return await Sandbox.start(self.shared, name, self._new_store(name))
 
     def close(self) -> None:
         with self._lock:

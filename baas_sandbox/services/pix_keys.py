@@ -37,39 +37,39 @@ DECIDE = "decide-key-request"
 END_VALIDATION_WINDOW = "end-validation-window"
 
 
-def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str,
+async def create_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, key_type: str,
                        key_value: str | None, cid: str | None = None) -> PixKeyRequest:
-    request = _add_key_request(sandbox, tenant, account_key, PixKeyType(key_type), key_value, cid,
+    request = await _add_key_request(sandbox, tenant, account_key, PixKeyType(key_type), key_value, cid,
                                validation_window=sandbox.settings.validation_window)
-    sandbox.publish(events.KeyRequestCreated(
+    await sandbox.publish(events.KeyRequestCreated(
         tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key, account_key=account_key,
         pix_key_type=str(request.key_type), pix_key=request.key_value, request_status=str(request.status),
         requester_key=request.requester_key, created_at=request.created_at,
     ))
     if request.code is not None:
-        sandbox.publish(_code_sent(request))
+        await sandbox.publish(_code_sent(request))
         if request.validation_due is not None:
-            sandbox.schedule_at(request.validation_due, END_VALIDATION_WINDOW, request.request_key)
+            await sandbox.schedule_at(request.validation_due, END_VALIDATION_WINDOW, request.request_key)
     else:
-        _schedule_decision(sandbox, request.request_key)
+        await _schedule_decision(sandbox, request.request_key)
     return request
 
 
-def seed_waiting_request(sandbox: Sandbox, entry: dict) -> PixKeyRequest:
+async def seed_waiting_request(sandbox: Sandbox, entry: dict) -> PixKeyRequest:
     """A fixture key request (``key_requests.yaml``): part of the starting state, like the fixture
     accounts, so no event is published. The same rules as a client's request apply (the key, the
     account, the limit). One waiting for its code has its code in the outbox, as sent, and no
     validation window; a reset stores it again, its code sent again with a new expiry (--code-ttl):
     the documented twofa examples work on it on a freshly reset sandbox. One with
     ``request_status: approved`` is an active key (the documented deletion works on it)."""
-    account = sandbox.store.account(entry["account_key"])
+    account = await sandbox.store.account(entry["account_key"])
     tenant = sandbox.store.tenant(account.tenant) if account is not None else None
     if tenant is None:
         raise errors.AccountNotFound(account_key=entry["account_key"])
     kind = PixKeyType(entry["pix_key_type"])
     if entry.get("request_status") == "approved":
         value = entry["pix_key"]
-        request = _add_key_request(sandbox, tenant, entry["account_key"], kind,
+        request = await _add_key_request(sandbox, tenant, entry["account_key"], kind,
                                    None if kind is PixKeyType.RANDOM else value, None,
                                    request_key=entry["pix_key_request_key"], validation_window=None)
         now = sandbox.clock()
@@ -79,21 +79,21 @@ def seed_waiting_request(sandbox: Sandbox, entry: dict) -> PixKeyRequest:
             stored.approve(value, now)
             return stored
 
-        return sandbox.store.change_key_request(request.request_key, activate)
-    request = _add_key_request(sandbox, tenant, entry["account_key"], kind,
+        return await sandbox.store.change_key_request(request.request_key, activate)
+    request = await _add_key_request(sandbox, tenant, entry["account_key"], kind,
                                entry["pix_key"], None, request_key=entry["pix_key_request_key"],
                                code=entry["verification_code"], validation_window=None)
-    sandbox.record_outbox(_code_sent(request))
+    await sandbox.record_outbox(_code_sent(request))
     return request
 
 
-def _add_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, kind: PixKeyType, key_value: str | None,
+async def _add_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, kind: PixKeyType, key_value: str | None,
                      cid: str | None, *, validation_window: float | None, request_key: str | None = None,
                      code: str | None = None) -> PixKeyRequest:
     """A new request, checked and stored: its id and code new unless given (the fixtures'), its
     validation window in seconds (None: none)."""
     check_pix_key(kind, key_value)
-    account = sandbox.store.account(account_key)
+    account = await sandbox.store.account(account_key)
     if account is None:
         raise errors.AccountNotFound(account_key=account_key)
     check_account_accepts_keys(account, tenant)
@@ -121,7 +121,7 @@ def _add_key_request(sandbox: Sandbox, tenant: Tenant, account_key: str, kind: P
         validation_due=(now + dt.timedelta(seconds=validation_window)
                         if kind.needs_verification and validation_window is not None else None),
     )
-    sandbox.store.add_key_request(request)  # atomic: one owner, one unfinished request, the limit
+    await sandbox.store.add_key_request(request)  # atomic: one owner, one unfinished request, the limit
     return request
 
 
@@ -138,7 +138,7 @@ CODE_FAILURES = {
 COUNTED = (errors.WrongCode, errors.TooManyWrongCodes)
 
 
-def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str,
+async def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str,
                   cid: str | None = None) -> PixKeyRequest:
     now = sandbox.clock()
 
@@ -151,24 +151,24 @@ def validate_code(sandbox: Sandbox, tenant: Tenant, request_key: str, code: str,
         return request, None
 
     try:
-        request, counted = sandbox.store.change_key_request(request_key, accept)
+        request, counted = await sandbox.store.change_key_request(request_key, accept)
         if counted is not None:
             raise counted
     except tuple(CODE_FAILURES) as failure:
-        sandbox.publish(events.TwoStepValidationFailed(
+        await sandbox.publish(events.TwoStepValidationFailed(
             tenant=tenant.name, cid=cid, pix_key_request_key=request_key, reason=CODE_FAILURES[type(failure)],
             error_code=failure.code, failed_at=timestamp(now),
         ))
         if isinstance(failure, errors.TooManyWrongCodes):
-            sandbox.publish(_decided(request, Rejection.TOO_MANY_ATTEMPTS))
+            await sandbox.publish(_decided(request, Rejection.TOO_MANY_ATTEMPTS))
         raise
-    sandbox.publish(events.TwoStepValidationSucceeded(
+    await sandbox.publish(events.TwoStepValidationSucceeded(
         tenant=tenant.name, cid=cid, pix_key_request_key=request_key, validated_at=timestamp(now)))
-    _schedule_decision(sandbox, request_key)
+    await _schedule_decision(sandbox, request_key)
     return request
 
 
-def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str, cid: str | None = None) -> PixKeyRequest:
+async def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str, cid: str | None = None) -> PixKeyRequest:
     now = sandbox.clock()
 
     def replace(request: PixKeyRequest) -> PixKeyRequest:
@@ -178,26 +178,26 @@ def resend_code(sandbox: Sandbox, tenant: Tenant, request_key: str, cid: str | N
         request.replace_code(_new_code(sandbox, request.key_type, request.key_value, now), now)
         return request
 
-    request = sandbox.store.change_key_request(request_key, replace)
-    sandbox.publish(_code_sent(request, cid))
+    request = await sandbox.store.change_key_request(request_key, replace)
+    await sandbox.publish(_code_sent(request, cid))
     return request
 
 
-def account_keys(sandbox: Sandbox, tenant: Tenant, account_key: str,
+async def account_keys(sandbox: Sandbox, tenant: Tenant, account_key: str,
                  status: str | None = None) -> list[PixKeyRequest]:
     """The account's keys: of one status (``pending_confirmation``, ``active``, ``inactive``: the
     deleted ones, ``pending_claim_request_confirmation``: claimed by another institution), or
     without one those active, claimed or being created. Rejected requests leave no key."""
-    _callers_account(sandbox, tenant, account_key)
-    requests = sandbox.store.key_requests(account_key)
+    await _callers_account(sandbox, tenant, account_key)
+    requests = await sandbox.store.key_requests(account_key)
     if status is None:
         return [request for request in requests if request.listed and request.claims_key]
     wanted = KeyStatus(status)
     return [request for request in requests if request.listed and request.key_status is wanted]
 
 
-def _callers_account(sandbox: Sandbox, tenant: Tenant, account_key: str) -> Account:
-    account = sandbox.store.account(account_key)
+async def _callers_account(sandbox: Sandbox, tenant: Tenant, account_key: str) -> Account:
+    account = await sandbox.store.account(account_key)
     if account is None:
         raise errors.AccountNotFound(account_key=account_key)
     if account.tenant != tenant.name:
@@ -214,7 +214,7 @@ class Deletion:
     at: str
 
 
-def delete_key(sandbox: Sandbox, tenant: Tenant, key_value: str, cid: str | None = None) -> Deletion:
+async def delete_key(sandbox: Sandbox, tenant: Tenant, key_value: str, cid: str | None = None) -> Deletion:
     """Delete an active key of one of the caller's accounts (DICT reason USER_REQUESTED): it is
     inactive at once, its value free for anyone and its place in the account's limit freed, in one
     step of the store. No webhook: the provider documents none for a deletion."""
@@ -227,9 +227,9 @@ def delete_key(sandbox: Sandbox, tenant: Tenant, key_value: str, cid: str | None
         request.delete(now)
         return request
 
-    request = sandbox.store.change_key(key_value, delete)
+    request = await sandbox.store.change_key(key_value, delete)
     deletion = Deletion(request, sandbox.ids(), request.key_updated_at)
-    sandbox.publish(events.KeyDeleted(
+    await sandbox.publish(events.KeyDeleted(
         tenant=tenant.name, cid=cid, pix_key_request_key=request.request_key,
         deletion_request_key=deletion.deletion_key, account_key=request.account.account_key,
         pix_key=key_value, pix_key_type=str(request.key_type), deleted_at=deletion.at))
@@ -247,24 +247,24 @@ def end_to_end_id(now: dt.datetime) -> str:
             + "".join(secrets.choice(_E2E_ALPHABET) for _ in range(11)))
 
 
-def lookup_key(sandbox: Sandbox, tenant: Tenant, key_value: str, account_key: str) -> dict:
+async def lookup_key(sandbox: Sandbox, tenant: Tenant, key_value: str, account_key: str) -> dict:
     """DICT's answer about a key, for a payment from ``account_key`` (one of the caller's): where
     the key's account is, or ``exists: false``. Spends the paying account's anti-scan tokens (1 for
     a key found, 20 for one not found), in one step of the store; an empty bucket answers
     ``PIX000079`` (429) and nothing about the key."""
-    payer = _callers_account(sandbox, tenant, account_key)
+    payer = await _callers_account(sandbox, tenant, account_key)
     key_type_of(key_value)
     now = sandbox.clock()
-    holder = sandbox.store.key_holder(key_value)
+    holder = await sandbox.store.key_holder(key_value)
     found: dict | None = None
     if holder is not None and holder.key_status in (KeyStatus.ACTIVE, KeyStatus.PENDING_CLAIM):
         found = _own_entry(holder)
     else:
-        entry = sandbox.store.dict_entry(key_value)
+        entry = await sandbox.store.dict_entry(key_value)
         if entry is not None:
             found = _other_institution(entry)
     cost = antiscan.COST_FOUND if found is not None else antiscan.COST_NOT_FOUND
-    sandbox.store.spend_tokens(
+    await sandbox.store.spend_tokens(
         payer.account_key,
         lambda: antiscan.TokenBucket.full(payer.account_key, payer.owner_person_type, now),
         lambda bucket: bucket.spend(cost, now))
@@ -316,12 +316,12 @@ def masked_document(document: str, person_type: PersonType) -> str:
     return f"{document[:2]}.{document[2:5]}.{document[5:8]}/{document[8:12]}-{document[12:]}"
 
 
-def rate_limits(sandbox: Sandbox) -> list[dict]:
+async def rate_limits(sandbox: Sandbox) -> list[dict]:
     now = sandbox.clock()
-    return [bucket.as_dict(now) for bucket in sandbox.store.buckets()]
+    return [bucket.as_dict(now) for bucket in await sandbox.store.buckets()]
 
 
-def decide(sandbox: Sandbox, request_key: str) -> None:
+async def decide(sandbox: Sandbox, request_key: str) -> None:
     """DICT's answer to a pending request, announced by the ``key_inclusion`` webhook."""
     now = sandbox.clock()
 
@@ -336,15 +336,15 @@ def decide(sandbox: Sandbox, request_key: str) -> None:
         return request
 
     try:
-        decided = sandbox.store.change_key_request(request_key, settle)
+        decided = await sandbox.store.change_key_request(request_key, settle)
     except errors.KeyRequestNotFound:  # the sandbox was reset meanwhile
         return
     if decided is not None:
         approved = decided.status is RequestStatus.APPROVED
-        sandbox.publish(_decided(decided, None if approved else Rejection.DICT))
+        await sandbox.publish(_decided(decided, None if approved else Rejection.DICT))
 
 
-def expire_validation(sandbox: Sandbox, request_key: str) -> None:
+async def expire_validation(sandbox: Sandbox, request_key: str) -> None:
     """A request still waiting for its code when its validation window closes is rejected, and its
     key freed: a key registered and never confirmed (by mistake, or by someone else) does not block
     its owner for ever."""
@@ -355,11 +355,11 @@ def expire_validation(sandbox: Sandbox, request_key: str) -> None:
         return request, request.expire_validation(window, now)
 
     try:
-        request, expired = sandbox.store.change_key_request(request_key, expire)
+        request, expired = await sandbox.store.change_key_request(request_key, expire)
     except errors.KeyRequestNotFound:  # the sandbox was reset meanwhile
         return
     if expired:
-        sandbox.publish(_decided(request, Rejection.VALIDATION_WINDOW_EXPIRED))
+        await sandbox.publish(_decided(request, Rejection.VALIDATION_WINDOW_EXPIRED))
 
 
 def _decided(request: PixKeyRequest, rejection: Rejection | None) -> events.KeyRequestDecided:
@@ -378,8 +378,8 @@ def _decided(request: PixKeyRequest, rejection: Rejection | None) -> events.KeyR
     )
 
 
-def _schedule_decision(sandbox: Sandbox, request_key: str) -> None:
-    sandbox.schedule(sandbox.settings.activation_delay, DECIDE, request_key)
+async def _schedule_decision(sandbox: Sandbox, request_key: str) -> None:
+    await sandbox.schedule(sandbox.settings.activation_delay, DECIDE, request_key)
 
 
 def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str | None, now: dt.datetime,

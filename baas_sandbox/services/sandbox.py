@@ -7,14 +7,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from baas_sandbox.adapters.broadcast import Broadcaster
 from baas_sandbox.adapters.fixtures import FixtureError, Fixtures
 from baas_sandbox.adapters.own_address import targets_own_port
-from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore
+from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore, StoreUnavailable
 from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.adapters.webhooks import (
     DeliveryGate,
@@ -22,7 +22,7 @@ from baas_sandbox.adapters.webhooks import (
     WebhookDispatcher,
     subscription_problem,
 )
-from baas_sandbox.clock import ClockSetting, utcnow
+from baas_sandbox.clock import REAL_TIME, ClockSetting, utcnow
 from baas_sandbox.defaults import DEFAULT_FIXTURES, DEFAULT_MAX_BODY_SIZE, LOCAL_ORIGINS, LOOPBACK_HOSTS
 from baas_sandbox.domain import errors, events
 from baas_sandbox.domain.due_work import DueJob
@@ -165,6 +165,9 @@ class Sandbox:
         self.own_ports = shared.own_ports
         self.ids = shared.ids
         self._real_clock = shared.real_clock
+        #: The namespace's clock setting as last read from its store (every request reads it again
+        #: first, in ``settle``): the clock is read everywhere, synchronously, and changes rarely.
+        self._setting: ClockSetting = REAL_TIME
         self.store: SandboxStore = store or InMemoryStore(self.settings.journal_size, shared.journal_budget)
         self.scenarios = NamespaceScenarios(shared.scenarios, self.store)
         self.live = Broadcaster()
@@ -177,6 +180,7 @@ class Sandbox:
         self.last_used = now  # real time: what the idle time-out measures
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_for: tuple | None = None  # (due time, clock setting) the alarm was set for
+        self._ringing: set[asyncio.Task] = set()
         #: While a due job runs, the moment it fell due: what it writes is dated then, not at the
         #: end of a clock jump that made several jobs due at once.
         self._running_at: dt.datetime | None = None
@@ -187,27 +191,34 @@ class Sandbox:
             self.webhooks.subscribe(entry["url"], entry["events"], entry.get("secret"))
             for entry in self.fixtures.subscriptions
         ]
-        self._followers: dict[type, list[Callable[[events.Event], None]]] = {
+        self._followers: dict[type, list[Callable[[events.Event], Awaitable[None] | None]]] = {
             events.VerificationCodeSent: [self.record_outbox],
             events.KeyRequestDecided: [self._send_key_inclusion],
             events.ClaimStatusChanged: [self._send_claim_request],
             events.CredentialSaved: [self._log_credential],
         }
-        self.reset()
+
+    @classmethod
+    async def start(cls, shared: Shared, name: str = "default", store: SandboxStore | None = None) -> "Sandbox":
+        """A namespace made from the fixtures: its state stored (``reset``)."""
+        sandbox = cls(shared, name, store)
+        await sandbox.reset()
+        return sandbox
 
     def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
         """Why a subscription cannot be accepted (``Settings.subscription_problem``, this sandbox's ports)."""
         return self.settings.subscription_problem(entry, self.own_ports)
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         """Back to the fixtures: state, clock (real time), due work, scenarios, webhooks. The journal
         is kept (``DELETE /__admin/requests`` clears it): it shows what led to the reset."""
         self._disarm()
-        self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        await self.store.load(self.fixtures.tenants, self.fixtures.accounts)
+        self._setting = REAL_TIME
         for entry in self.fixtures.dict_entries:  # checked at load: none clashes with another key
-            self.store.add_dict_entry(entry)
-        self._seed_key_requests()
-        self._seed_claims()
+            await self.store.add_dict_entry(entry)
+        await self._seed_key_requests()
+        await self._seed_claims()
         self.store.scenario_switches = self.shared.scenarios.new_switches()
         self.webhooks.reset(self._fixture_subscriptions)
 
@@ -217,24 +228,24 @@ class Sandbox:
         self.webhooks.reset([])
         self.journal.clear()
 
-    def _seed_key_requests(self) -> None:
+    async def _seed_key_requests(self) -> None:
         # Imported here: the use cases import this module (they work on a Sandbox).
         from baas_sandbox.services.pix_keys import seed_waiting_request
 
         for index, entry in enumerate(self.fixtures.key_requests):
             try:
-                seed_waiting_request(self, entry)
+                await seed_waiting_request(self, entry)
             except errors.DomainError as refused:  # a rule of the store (the limit, one owner): the
                 # same fixtures are refused the same way at start, so a reset never meets this
                 raise FixtureError(self.settings.fixtures_dir / "key_requests.yaml", None,
                                    f"key_requests[{index}]", str(refused)) from None
 
-    def _seed_claims(self) -> None:
+    async def _seed_claims(self) -> None:
         from baas_sandbox.services.claims import seed_claim
 
         for index, entry in enumerate(self.fixtures.claims):
             try:
-                seed_claim(self, entry)
+                await seed_claim(self, entry)
             except errors.DomainError as refused:
                 raise FixtureError(self.settings.fixtures_dir / "claims.yaml", None,
                                    f"claims[{index}]", str(refused)) from None
@@ -245,7 +256,7 @@ class Sandbox:
         """The namespace's now (its ``ClockSetting`` applied to real time)."""
         if self._running_at is not None:
             return self._running_at
-        return self.store.clock().now(self._real_clock())
+        return self._setting.now(self._real_clock())
 
     @property
     def journal(self) -> Journal:
@@ -253,65 +264,66 @@ class Sandbox:
 
     def record_request(self, entry) -> None:
         """Keep a request in the journal, dated by the namespace's clock (``entry``: its real time)."""
-        entry.wall += self.store.clock().offset_from(self._real_clock())
+        entry.wall += self._setting.offset_from(self._real_clock())
         self.store.journal.add(entry)
 
     def clock_view(self) -> dict:
-        setting = self.store.clock()
+        setting = self._setting
         real = self._real_clock()
         return {"now": timestamp(setting.now(real)), "frozen": setting.frozen,
                 "offset_seconds": round(setting.offset_from(real), 6)}
 
-    def change_clock(self, change: Callable[[ClockSetting, dt.datetime], ClockSetting]) -> int:
+    async def change_clock(self, change: Callable[[ClockSetting, dt.datetime], ClockSetting]) -> int:
         """Move the namespace's clock, then run everything that fell due (before the caller answers);
         how many jobs ran."""
         real = self._real_clock()
-        self.store.set_clock(lambda setting: change(setting, real))
-        return self.run_due()
+        self._setting = await self.store.set_clock(lambda setting: change(setting, real))
+        return await self.run_due()
 
-    def schedule(self, delay: float, kind: str, subject: str) -> None:
+    async def schedule(self, delay: float, kind: str, subject: str) -> None:
         """Run job ``kind`` about ``subject`` ``delay`` seconds from the namespace's now."""
-        self.schedule_at(self.clock() + dt.timedelta(seconds=delay), kind, subject)
+        await self.schedule_at(self.clock() + dt.timedelta(seconds=delay), kind, subject)
 
-    def schedule_at(self, due_at: dt.datetime, kind: str, subject: str) -> None:
+    async def schedule_at(self, due_at: dt.datetime, kind: str, subject: str) -> None:
         """Run job ``kind`` about ``subject`` once the namespace's clock reaches ``due_at``."""
-        self.store.schedule(DueJob(due_at, kind, subject))
-        self._arm()
+        await self.store.schedule(DueJob(due_at, kind, subject))
+        await self._arm()
 
-    def settle(self) -> None:
-        """Run what is due, if anything (every request does this first: correctness never depends on
-        a timer having fired)."""
-        due = self.store.next_due()
+    async def settle(self) -> None:
+        """Read the clock setting again, and run what is due, if anything (every request does this
+        first: correctness never depends on a timer having fired, nor on which process set the clock)."""
+        self._setting = await self.store.clock()
+        due = await self.store.next_due()
         if due is not None and due <= self.clock():
-            self.run_due()
+            await self.run_due()
 
-    def run_due(self) -> int:
+    async def run_due(self) -> int:
         """Run the jobs due by the namespace's clock, earliest first, each dated at its due time;
         how many ran."""
         from baas_sandbox.services.due_work import run_job  # the use cases import this module
 
         ran = 0
         while ran < MAX_JOBS_PER_RUN:
-            jobs = self.store.take_due(self.clock())
+            jobs = await self.store.take_due(self.clock())
             if not jobs:
                 break
             for job in jobs:
                 self._running_at = job.due_at
                 try:
-                    run_job(self, job)
+                    await run_job(self, job)
                 except Exception:  # a failing job must not take the server down; it is a bug to see
                     logger.exception("due job %s failed in namespace %s", job, self.name)
                 finally:
                     self._running_at = None
                 ran += 1
-        self._arm()
+        await self._arm()
         return ran
 
-    def _arm(self) -> None:
+    async def _arm(self) -> None:
         """Wake up when the earliest job falls due (a frozen clock makes nothing due by itself)."""
         if self._running_at is not None:
             return  # run_due arms once its jobs are done
-        due, setting = self.store.next_due(), self.store.clock()
+        due, setting = await self.store.next_due(), self._setting
         if self._alarm is not None and self._alarm_for == (due, setting):
             return  # armed for this very moment already: every key creation schedules work
         self._disarm()
@@ -326,7 +338,15 @@ class Sandbox:
 
     def _ring(self) -> None:
         self._alarm = None  # fired: the next _arm sets a new one, even for the same moment
-        self.run_due()
+        task = asyncio.ensure_future(self._run_due_on_time())
+        self._ringing.add(task)  # a task nobody holds may be collected before it ends
+        task.add_done_callback(self._ringing.discard)
+
+    async def _run_due_on_time(self) -> None:
+        try:
+            await self.settle()
+        except StoreUnavailable:  # the next request (or a later wake-up) runs it
+            logger.warning("due work of namespace %s waits: the store is unavailable", self.name)
 
     def _disarm(self) -> None:
         if self._alarm is not None:
@@ -337,9 +357,10 @@ class Sandbox:
         """The server stops: its timer goes (the due work stays stored, for a state file)."""
         self._disarm()
 
-    def wake(self) -> None:
+    async def wake(self) -> None:
         """Arm the timer for the due work already stored (a state loaded before the loop ran)."""
-        self._arm()
+        self._setting = await self.store.clock()
+        await self._arm()
 
     # -- what follows each event --------------------------------------------------------------------
 
@@ -352,33 +373,35 @@ class Sandbox:
         finally:
             self._quiet = False
 
-    def publish(self, *happened: events.Event) -> None:
+    async def publish(self, *happened: events.Event) -> None:
         if self._quiet:
             return
         for event in happened:
             for follow in self._followers.get(type(event), ()):
-                follow(event)
-            self._emit_data_event(event)
+                followed = follow(event)
+                if followed is not None:
+                    await followed
+            await self._emit_data_event(event)
 
-    def record(self, kind: str, entry: dict) -> None:
+    async def record(self, kind: str, entry: dict) -> None:
         """Keep a log entry, and tell whoever is listening to that log live."""
-        self.store.record(kind, entry)
+        await self.store.record(kind, entry)
         self.live.publish(kind, entry)
 
-    def subscribe(self, event_type: type, follower: Callable[[events.Event], None]) -> None:
+    def subscribe(self, event_type: type, follower: Callable[[events.Event], Awaitable[None] | None]) -> None:
         self._followers.setdefault(event_type, []).append(follower)
 
-    def _emit_data_event(self, event: events.Event) -> None:
+    async def _emit_data_event(self, event: events.Event) -> None:
         envelope = data_event(event, self.clock(), self.ids)
         if envelope is not None:
-            self.record("events", envelope)
+            await self.record("events", envelope)
             self.webhooks.publish(envelope["event_type"], envelope)
 
-    def record_outbox(self, event: events.Event) -> None:
+    async def record_outbox(self, event: events.Event) -> None:
         """The code "sent": kept for ``GET /__admin/outbox`` and its stream (what follows a
         ``VerificationCodeSent``, and the fixture key requests' codes)."""
         assert isinstance(event, events.VerificationCodeSent)
-        self.record("outbox", {
+        await self.record("outbox", {
             "message_id": self.ids(),
             "pix_key_request_key": event.pix_key_request_key,
             "channel": event.channel,
@@ -388,17 +411,17 @@ class Sandbox:
             "expires_at": event.expires_at,
         })
 
-    def _send_key_inclusion(self, event: events.Event) -> None:
+    async def _send_key_inclusion(self, event: events.Event) -> None:
         assert isinstance(event, events.KeyRequestDecided)
         body = event.webhook_body()
-        self.record("webhooks", {"webhook_type": "key_inclusion", "recorded_at": timestamp(self.clock()),
+        await self.record("webhooks", {"webhook_type": "key_inclusion", "recorded_at": timestamp(self.clock()),
                                  "body": body})
         self.webhooks.publish("key_inclusion", body)
 
-    def _send_claim_request(self, event: events.Event) -> None:
+    async def _send_claim_request(self, event: events.Event) -> None:
         assert isinstance(event, events.ClaimStatusChanged)
         body = event.webhook_body()
-        self.record("webhooks", {"webhook_type": "claim_request", "recorded_at": timestamp(self.clock()),
+        await self.record("webhooks", {"webhook_type": "claim_request", "recorded_at": timestamp(self.clock()),
                                  "body": body})
         self.webhooks.publish("claim_request", body)
 

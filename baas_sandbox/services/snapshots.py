@@ -96,9 +96,9 @@ def _quote(value: Any) -> str:
 # -- export -----------------------------------------------------------------------------------------
 
 
-def export_state(sandbox: Sandbox) -> dict:
+async def export_state(sandbox: Sandbox) -> dict:
     """The namespace's snapshot (the ``NamespaceState`` of spec/admin.yaml)."""
-    stored = sandbox.store.export()
+    stored = await sandbox.store.export()
     return {
         "format": FORMAT,
         **stored,
@@ -109,10 +109,10 @@ def export_state(sandbox: Sandbox) -> dict:
     }
 
 
-def export_all(sandboxes: Iterable[Sandbox]) -> dict:
+async def export_all(sandboxes: Iterable[Sandbox]) -> dict:
     """A state file's document: every namespace's snapshot, by name."""
     return {"format": FILE_FORMAT,
-            "namespaces": {s.name: export_state(s) for s in sorted(sandboxes, key=lambda s: s.name)}}
+            "namespaces": {s.name: await export_state(s) for s in sorted(sandboxes, key=lambda s: s.name)}}
 
 
 def fingerprint(sandboxes: Iterable[Sandbox]) -> tuple:
@@ -467,30 +467,30 @@ class _Rules:
 # -- importing --------------------------------------------------------------------------------------
 
 
-def import_state(sandbox: Sandbox, document: Any) -> dict:
+async def import_state(sandbox: Sandbox, document: Any) -> dict:
     """Replace ``sandbox``'s state with ``document``, or raise ``InvalidState`` (nothing changed);
     how much it now holds."""
     found = problems(sandbox, document)
     if found:
         raise InvalidState(found)
-    _apply(sandbox, document)
+    await _apply(sandbox, document)
     return {"message": "State replaced", "accounts": len(document["accounts"]),
             "key_requests": len(document["key_requests"]), "credentials": len(document["credentials"]),
             "webhook_subscriptions": len(document["webhook_subscriptions"])}
 
 
-def _apply(sandbox: Sandbox, document: dict) -> None:
+async def _apply(sandbox: Sandbox, document: dict) -> None:
     """Everything that can fail is done before the first change."""
     switches = ScenarioSwitches()  # the counts start at zero
     sandbox.shared.scenarios.activate(switches, document["active_scenarios"])  # UnknownScenario: nothing changed
     subscriptions = _subscriptions(sandbox, document["webhook_subscriptions"])
     sandbox.stop_timers()
-    sandbox.store.replace({name: document.get(name, []) for name in
+    await sandbox.store.replace({name: document.get(name, []) for name in
                            ("clock", "accounts", "key_requests", "credentials", "outbox", "due_jobs",
                             "dict_entries", "buckets", "claims")})
     sandbox.store.scenario_switches = switches
     sandbox.webhooks.reset(subscriptions)  # deliveries in flight are dropped: they were the old state's
-    sandbox.wake()
+    await sandbox.wake()
 
 
 def _subscriptions(sandbox: Sandbox, entries: list[dict]) -> list[Subscription]:
@@ -544,7 +544,7 @@ def file_problems(document: Any, max_namespaces: int) -> list[Problem]:
     return found
 
 
-def load_all(namespaces, document: Any) -> list[str]:
+async def load_all(namespaces, document: Any) -> list[str]:
     """Make every namespace of a state file's ``document`` (replacing any of the same name), or raise
     ``InvalidState`` with every problem of every namespace (none is made then); their names."""
     found = file_problems(document, namespaces.max_namespaces)
@@ -552,7 +552,7 @@ def load_all(namespaces, document: Any) -> list[str]:
         raise InvalidState(found)
     made: list[Sandbox] = []
     for name, state in document["namespaces"].items():
-        sandbox = namespaces.new_sandbox(name)
+        sandbox = await namespaces.new_sandbox(name)
         made.append(sandbox)
         found.extend(problems(sandbox, state, pointer("namespaces", name)))
     if found:
@@ -561,7 +561,7 @@ def load_all(namespaces, document: Any) -> list[str]:
         raise InvalidState(found)
     for sandbox in made:
         try:
-            _apply(sandbox, document["namespaces"][sandbox.name])
+            await _apply(sandbox, document["namespaces"][sandbox.name])
         except UnknownScenario as exc:  # a scenario file removed since the check: nothing adopted yet
             raise InvalidState([Problem(pointer("namespaces", sandbox.name, "active_scenarios"), str(exc))]) from None
     for sandbox in made:
