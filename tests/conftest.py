@@ -11,6 +11,7 @@ import pytest
 
 from baas_sandbox.app import create_app
 from baas_sandbox.services.sandbox import Settings
+from tests.redis_server import redis_url  # noqa: F401  (the session's Redis, for the Redis store's tests)
 
 FAST = {"activation_delay": 0.05, "validate_responses": True, "webhook_backoff": 0.05, "webhook_timeout": 1.0}
 

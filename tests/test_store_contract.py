@@ -1,43 +1,91 @@
 """The store contract: what every ``SandboxStore`` implementation must do, one namespace's state.
 
-Parametrised by implementation (``STORES``): the in-memory store today; a shared store (Redis)
-joins the list and must pass the same tests, the concurrency ones included. Each rule that must
-hold under concurrency is one atomic store step, so it is tested here with threads racing on it.
+Parametrised by implementation (``STORES``): the in-memory store and the Redis store (on a real
+redis-server: ``tests/redis_server.py``) pass the same tests, the concurrency ones included. Each
+rule that must hold under concurrency is one atomic store step, so it is tested here with tasks
+racing on it (a shared store answers over the network: its steps interleave).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import pytest
 
-from baas_sandbox.adapters.repository import LOG_SIZE, AccountAlreadyExists, InMemoryStore, SandboxStore
-from baas_sandbox.app import Specs, build_namespaces
+from baas_sandbox.adapters.fixtures import load_fixtures
+from baas_sandbox.adapters.redis_store import RedisStore, connect
+from baas_sandbox.adapters.repository import (
+    LOG_SIZE,
+    AccountAlreadyExists,
+    InMemoryStore,
+    KeyAlreadyInDict,
+    SandboxStore,
+)
+from baas_sandbox.app import Specs
 from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
+from baas_sandbox.domain.antiscan import TokenBucket
+from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus, ClaimType, Counterpart, Reason, Response
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import (
+    OWN_BANK_CODE,
+    OWN_BANK_NAME,
+    OWN_ISPB,
     Account,
     Credential,
+    DictEntry,
     KeyStatus,
+    PersonType,
     PixKeyRequest,
     PixKeyType,
     RequestStatus,
 )
+from baas_sandbox.services.accounts import build_account
+from baas_sandbox.services.dict_entries import build_dict_entry
 from baas_sandbox.services.sandbox import Settings
 from tests.helpers import NATURAL_ACCOUNT, SEED_ACCOUNT
 
-#: name -> a factory of empty stores (each test gets a fresh one).
-STORES: dict[str, Callable[[], SandboxStore]] = {"memory": InMemoryStore}
+
+@asynccontextmanager
+async def memory_store(_request: pytest.FixtureRequest) -> AsyncIterator[SandboxStore]:
+    yield InMemoryStore()
+
+
+@asynccontextmanager
+async def redis_store(request: pytest.FixtureRequest) -> AsyncIterator[SandboxStore]:
+    """A namespace of its own on the session's Redis, dropped after the test."""
+    client = connect(request.getfixturevalue("redis_url"))
+    store = RedisStore(client, f"contract-{uuid.uuid4().hex}")
+    try:
+        yield store
+    finally:
+        await store.drop()
+        await client.aclose()
+
+
+#: name -> a maker of empty stores (each test gets fresh ones, cleaned up after it).
+STORES: dict[str, Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[SandboxStore]]] = {
+    "memory": memory_store, "redis": redis_store}
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def fixtures():
-    return build_namespaces(Settings(), Specs.load()).shared.fixtures
+    settings, specs = Settings(), Specs.load()
+    return load_fixtures(settings.fixtures_dir, specs.account_schema, build_account,
+                         settings.subscription_problem, specs.dict_entry_schema, build_dict_entry)
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 pytestmark = pytest.mark.anyio
@@ -49,8 +97,18 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=sorted(STORES))
-async def store(request, fixtures) -> AsyncIterator[SandboxStore]:
-    made = STORES[request.param]()
+async def new_store(request) -> AsyncIterator[Callable[[], Awaitable[SandboxStore]]]:
+    """Makes empty stores of the test's kind: ``await new_store()``."""
+    async with AsyncExitStack() as stack:
+        async def make() -> SandboxStore:
+            return await stack.enter_async_context(STORES[request.param](request))
+
+        yield make
+
+
+@pytest.fixture
+async def store(new_store, fixtures) -> AsyncIterator[SandboxStore]:
+    made = await new_store()
     await made.load(fixtures.tenants, fixtures.accounts)
     yield made
 
@@ -252,8 +310,7 @@ async def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtu
     assert store.scenario_switches.active == ["provider-outage"]
 
 
-async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, request):
-    kind = request.node.callspec.params["store"]
+async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, new_store):
     asked = await key_request(store, NATURAL_ACCOUNT, "a@example.com")
     await store.add_key_request(asked)
     await store.record("outbox", {"message_id": str(uuid.uuid4()), "pix_key_request_key": asked.request_key,
@@ -262,7 +319,7 @@ async def test_an_export_replaced_into_another_store_exports_the_same(store, fix
     await store.schedule(DueJob(T0, "decide-key-request", asked.request_key))
     await store.set_clock(lambda s: s.with_frozen(True, T0))
     exported = await store.export()
-    other = STORES[kind]()
+    other = await new_store()
     await other.load(fixtures.tenants, fixtures.accounts)
     before = other.revision
     await other.replace(exported)
@@ -280,3 +337,403 @@ async def test_the_revision_moves_with_every_change(store):
     await store.set_clock(lambda s: s.advanced(1))
     seen.add(store.revision)
     assert len(seen) == 3
+
+
+async def test_a_namespace_is_set_up_once(store, fixtures):
+    """What two processes use to create a shared namespace exactly once."""
+    assert await store.setup_state() is None
+    claimed = await race(8, lambda _i: store.setup_claim())
+    assert claimed.count(True) == 1 and claimed.count(False) == 7
+    assert await store.setup_state() == "loading"
+    await store.setup_finished()
+    assert await store.setup_state() == "ready"
+    await store.load(fixtures.tenants, fixtures.accounts)  # a reset keeps the namespace ready
+    assert await store.setup_state() == "ready"
+    await store.drop()
+    assert await store.setup_state() is None and await store.accounts() == []
+
+
+async def test_a_joining_process_knows_the_tenants_without_a_load(new_store, fixtures):
+    joining = await new_store()
+    joining.know_tenants(fixtures.tenants)
+    assert joining.tenant_by_token("org-a-token").name == "org-a"
+    assert joining.tenant_count() == len(fixtures.tenants)
+    assert [t.name for t in joining.tenants()] == sorted(t.name for t in fixtures.tenants)
+
+
+# -- DICT entries: keys held at another institution ------------------------------------------------------
+
+
+def dict_entry(value: str, kind: PixKeyType = PixKeyType.EMAIL, document: str = "69471280303") -> DictEntry:
+    return DictEntry(pix_key=value, pix_key_type=kind, owner_name="RAFAEL MENDES", owner_document_number=document,
+                     owner_person_type=PersonType.NATURAL, ispb="00000000", bank_name="BANCO DO BRASIL S.A.",
+                     bank_code=1, branch_number="1234", account_number="0456123", account_digit="7",
+                     account_type="checking", created_at="2030-01-01T00:00:00")
+
+
+async def test_a_dict_entry_holds_its_key(store):
+    await store.add_dict_entry(dict_entry("held@example.com"))
+    await store.add_dict_entry(dict_entry("other@example.com"))
+    assert await store.dict_entry("held@example.com") == dict_entry("held@example.com")
+    assert await store.dict_entry("free@example.com") is None
+    assert [e.pix_key for e in await store.dict_entries()] == ["held@example.com", "other@example.com"]
+    with pytest.raises(errors.KeyAlreadyExists):  # held at another institution
+        await store.add_key_request(await key_request(store, SEED_ACCOUNT, "held@example.com"))
+    with pytest.raises(KeyAlreadyInDict):
+        await store.add_dict_entry(dict_entry("held@example.com"))
+    await store.add_key_request(await key_request(store, SEED_ACCOUNT, "mine@example.com"))
+    with pytest.raises(KeyAlreadyInDict):  # held by a sandbox key
+        await store.add_dict_entry(dict_entry("mine@example.com"))
+    assert (await store.counts())["keys"] == 1  # an entry is not a sandbox key
+
+
+async def test_concurrent_dict_entries_and_requests_for_one_key_store_one(store):
+    requests = [await key_request(store, SEED_ACCOUNT, "race@example.com") for _ in range(16)]
+
+    async def one(index: int) -> None:
+        if index % 2:
+            await store.add_dict_entry(dict_entry("race@example.com"))
+        else:
+            await store.add_key_request(requests[index])
+
+    results = await race(32, lambda i: one(i % 16 if i < 16 else i))
+    assert sum(r is None for r in results) == 1
+    held_by_entry = await store.dict_entry("race@example.com") is not None
+    held_by_request = await store.key_holder("race@example.com") is not None
+    assert held_by_entry != held_by_request
+
+
+# -- anti-scan buckets -------------------------------------------------------------------------------------
+
+
+async def test_concurrent_spends_are_each_applied(store):
+    def new() -> TokenBucket:
+        return TokenBucket.full(NATURAL_ACCOUNT, PersonType.NATURAL, T0)
+
+    results = await race(40, lambda _i: store.spend_tokens(NATURAL_ACCOUNT, new, lambda b: b.spend(1, T0)))
+    assert sorted(r.tokens for r in results) == [float(n) for n in range(60, 100)]
+    [bucket] = await store.buckets()
+    assert bucket.tokens == 60.0 and bucket.account_key == NATURAL_ACCOUNT
+
+
+async def test_a_spend_that_raises_changes_nothing(store):
+    def new() -> TokenBucket:
+        return TokenBucket.full(NATURAL_ACCOUNT, PersonType.NATURAL, T0)
+
+    def empty(bucket: TokenBucket) -> TokenBucket:
+        return bucket.spend(20, T0)
+
+    for _ in range(5):  # 100 tokens
+        await store.spend_tokens(NATURAL_ACCOUNT, new, empty)
+    with pytest.raises(errors.RateLimited):
+        await store.spend_tokens(NATURAL_ACCOUNT, new, empty)
+    with pytest.raises(errors.RateLimited):  # a first spend that raises leaves no bucket either
+        await store.spend_tokens(SEED_ACCOUNT, new, lambda _b: (_ for _ in ()).throw(errors.RateLimited(retry_after=1)))
+    assert [(b.account_key, b.tokens) for b in await store.buckets()] == [(NATURAL_ACCOUNT, 0.0)]
+
+
+# -- change_key: a deletion frees the key and the place in the same step ---------------------------------------
+
+
+async def approved(store: SandboxStore, account_key: str, value: str) -> PixKeyRequest:
+    request = await key_request(store, account_key, value, status=RequestStatus.APPROVED)
+    request.key_status = KeyStatus.ACTIVE
+    await store.add_key_request(request)
+    return request
+
+
+def delete(request: PixKeyRequest) -> None:
+    request.delete(T0)
+
+
+async def test_a_deleted_key_frees_its_value_and_place(store):
+    for index in range(5):
+        await approved(store, NATURAL_ACCOUNT, f"k{index}@example.com")
+    with pytest.raises(errors.KeyLimitReached):
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "k5@example.com"))
+    await store.change_key("k0@example.com", delete)
+    assert await store.key_holder("k0@example.com") is None
+    with pytest.raises(errors.KeyNotFound):
+        await store.change_key("k0@example.com", delete)
+    await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "k5@example.com"))  # the place
+    await store.add_key_request(await key_request(store, SEED_ACCOUNT, "k0@example.com"))  # the value
+    assert (await store.counts())["keys"] == 6
+
+
+async def test_a_key_change_that_raises_changes_nothing(store):
+    await approved(store, SEED_ACCOUNT, "a@example.com")
+
+    def half_way(request: PixKeyRequest) -> None:
+        request.delete(T0)
+        raise errors.KeyNotFound(pix_key="a@example.com")
+
+    with pytest.raises(errors.KeyNotFound):
+        await store.change_key("a@example.com", half_way)
+    assert (await store.key_holder("a@example.com")).key_status is KeyStatus.ACTIVE
+
+
+async def test_a_racing_deletion_and_creation_see_the_key_held_or_free(store):
+    async def create_later(request: PixKeyRequest, turns: int) -> None:
+        for _ in range(turns):  # the creation lands before, during or after the deletion's steps
+            await asyncio.sleep(0)
+        await store.add_key_request(request)
+
+    for index in range(16):
+        value = f"race{index}@example.com"
+        held = await approved(store, NATURAL_ACCOUNT, value)  # its place is freed each time
+        new = await key_request(store, SEED_ACCOUNT, value)
+        deleted, created = await race(2, lambda i: store.change_key(value, delete) if i == 0
+                                      else create_later(new, index))
+        assert deleted is None
+        holder = await store.key_holder(value)
+        if created is None:  # after the deletion: the new request holds the key
+            assert holder.request_key == new.request_key
+        else:  # before it: refused, and the key is free now
+            assert isinstance(created, errors.KeyAlreadyExists) and holder is None
+        assert (await store.key_request(held.request_key)).key_status is KeyStatus.INACTIVE
+
+
+# -- claims ------------------------------------------------------------------------------------------------
+
+
+def counterpart(account: Account) -> Counterpart:
+    return Counterpart(
+        name=account.owner_name, document_number=account.owner_document_number,
+        person_type=account.owner_person_type, claimant_key=account.owner_person_key,
+        account_opened_at=account.created_at, account_branch=account.branch_number,
+        account_number=account.account_number, account_digit=account.account_digit,
+        account_type=account.account_type, bank_name=OWN_BANK_NAME, bank_code=OWN_BANK_CODE, ispb=OWN_ISPB)
+
+
+OTHER_BANK = Counterpart(name="RAFAEL MENDES", document_number="69471280303", person_type=PersonType.NATURAL,
+                         claimant_key="p", account_opened_at="2029-12-01T00:00:00", account_branch="1234",
+                         account_number="0456123", account_digit="7", account_type="checking",
+                         bank_name="BANCO DO BRASIL S.A.", bank_code=1, ispb="00000000")
+
+
+def new_claim(account: Account, value: str, role: ClaimRole, key_request_key: str | None = None) -> Claim:
+    """A claim as ``services/claims.py`` makes one: the claimant's waiting for the donor, the donor's
+    waiting for its confirmation."""
+    at = "2030-01-01T00:00:00"
+    claimant = role is ClaimRole.CLAIMANT
+    return Claim(
+        claim_key=str(uuid.uuid4()), dict_claim_id=str(uuid.uuid4()), role=role, claim_type=ClaimType.OWNERSHIP,
+        status=ClaimStatus.PENDING if claimant else ClaimStatus.PENDING_CONFIRMATION, account=account,
+        requester_key="r", key_type=PixKeyType.EMAIL, key_value=value, key_created_at=at,
+        claimant=counterpart(account) if claimant else OTHER_BANK,
+        donator_ispb="00000000" if claimant else OWN_ISPB, created_at=at, updated_at=at,
+        resolution_due=T0 + dt.timedelta(days=7), conclusion_due=T0 + dt.timedelta(days=14),
+        key_request_key=key_request_key or str(uuid.uuid4()))
+
+
+async def claimant_claim(store: SandboxStore, account_key: str, value: str) -> Claim:
+    return new_claim(await account(store, account_key), value, ClaimRole.CLAIMANT)
+
+
+async def test_a_claimant_claims_a_key_held_at_another_institution(store):
+    with pytest.raises(errors.ClaimKeyNotFound):
+        await store.add_claim(await claimant_claim(store, NATURAL_ACCOUNT, "held@example.com"), T0)
+    await store.add_dict_entry(dict_entry("held@example.com"))
+    claim = await claimant_claim(store, NATURAL_ACCOUNT, "held@example.com")
+    await store.add_claim(claim, T0)
+    with pytest.raises(errors.KeyClaimNotFinished):  # one unfinished claim per key
+        await store.add_claim(await claimant_claim(store, SEED_ACCOUNT, "held@example.com"), T0)
+    assert await store.claim(claim.claim_key) == claim
+    assert [c.claim_key for c in await store.claims(NATURAL_ACCOUNT)] == [claim.claim_key]
+    assert await store.claims(SEED_ACCOUNT) == [] and await store.claim(str(uuid.uuid4())) is None
+    read = await store.claim(claim.claim_key)
+    read.status = ClaimStatus.CANCELLED  # a copy
+    assert (await store.claim(claim.claim_key)).status is ClaimStatus.PENDING
+
+
+async def test_a_sandbox_key_is_not_claimed_as_claimant(store):
+    await store.add_key_request(await key_request(store, SEED_ACCOUNT, "pending@example.com"))
+    await approved(store, SEED_ACCOUNT, "active@example.com")
+    with pytest.raises(errors.KeyCreationNotFinished):
+        await store.add_claim(await claimant_claim(store, NATURAL_ACCOUNT, "pending@example.com"), T0)
+    with pytest.raises(errors.KeyAlreadyExists):
+        await store.add_claim(await claimant_claim(store, NATURAL_ACCOUNT, "active@example.com"), T0)
+
+
+async def test_an_unfinished_claimant_claim_takes_a_place(store):
+    for index in range(4):
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, f"k{index}@example.com"))
+    await store.add_dict_entry(dict_entry("held@example.com"))
+    await store.add_dict_entry(dict_entry("held2@example.com"))
+    claim = await claimant_claim(store, NATURAL_ACCOUNT, "held@example.com")
+    await store.add_claim(claim, T0)
+    with pytest.raises(errors.KeyLimitReached):
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "k5@example.com"))
+    with pytest.raises(errors.KeyLimitReached):
+        await store.add_claim(await claimant_claim(store, NATURAL_ACCOUNT, "held2@example.com"), T0)
+    await store.change_claim(claim.claim_key, lambda c: c.cancel(ClaimRole.CLAIMANT, Reason.CLIENT_REQUEST, None, T0),
+                             T0)
+    await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "k5@example.com"))  # given back
+    assert await store.dict_entry("held@example.com") is not None  # a cancelled claim takes nothing
+
+
+async def test_a_concluded_claimant_claim_makes_the_key_active_in_the_account(store):
+    await store.add_dict_entry(dict_entry("held@example.com"))
+    claim = await claimant_claim(store, NATURAL_ACCOUNT, "held@example.com")
+    await store.add_claim(claim, T0)
+    await store.change_claim(claim.claim_key, lambda c: c.receive_response(Response.CONFIRMED, T0), T0)
+    assert await store.dict_entry("held@example.com") is not None  # confirmed: not yet moved
+    concluded = await store.change_claim(claim.claim_key,
+                                         lambda c: c.receive_response(Response.CONCLUDED, T0) or c, T0)
+    assert concluded.status is ClaimStatus.CONCLUDED
+    assert await store.dict_entry("held@example.com") is None
+    holder = await store.key_holder("held@example.com")
+    assert holder.request_key == claim.key_request_key and holder.key_status is KeyStatus.ACTIVE
+    assert holder.account.account_key == NATURAL_ACCOUNT
+    assert [r.request_key for r in await store.key_requests(NATURAL_ACCOUNT)] == [claim.key_request_key]
+    assert await store.counts() == {"accounts": (await store.counts())["accounts"], "keys": 1, "key_requests": 1}
+    for index in range(4):  # the claim's place became the key's: 4 more, not 5
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, f"k{index}@example.com"))
+    with pytest.raises(errors.KeyLimitReached):
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "k5@example.com"))
+    # open again: another claim on the key
+    with pytest.raises(errors.KeyAlreadyExists):
+        await store.add_claim(await claimant_claim(store, SEED_ACCOUNT, "held@example.com"), T0)
+
+
+async def test_a_donor_claim_locks_the_key(store):
+    held = await approved(store, SEED_ACCOUNT, "mine@example.com")
+    seed = await account(store, SEED_ACCOUNT)
+    with pytest.raises(errors.KeyNotFound):  # not the request that holds the key
+        await store.add_claim(new_claim(seed, "mine@example.com", ClaimRole.DONATOR, str(uuid.uuid4())), T0)
+    claim = new_claim(seed, "mine@example.com", ClaimRole.DONATOR, held.request_key)
+    await store.add_claim(claim, T0)
+    locked = await store.key_holder("mine@example.com")
+    assert locked.key_status is KeyStatus.PENDING_CLAIM and locked.claim_lock == claim.claim_key
+    with pytest.raises(errors.KeyClaimNotFinished):
+        await store.add_claim(new_claim(seed, "mine@example.com", ClaimRole.DONATOR, held.request_key), T0)
+    with pytest.raises(errors.KeyClaimNotFinished):  # a locked key is not deleted
+        await store.change_key("mine@example.com", delete)
+    pending = await key_request(store, SEED_ACCOUNT, "pending@example.com")
+    await store.add_key_request(pending)
+    with pytest.raises(errors.KeyCreationNotFinished):
+        await store.add_claim(new_claim(seed, "pending@example.com", ClaimRole.DONATOR, pending.request_key), T0)
+    await store.change_claim(claim.claim_key, lambda c: c.cancel(ClaimRole.DONATOR, Reason.FRAUD, None, T0)
+                             if False else c.confirm(Reason.CLIENT_REQUEST, T0), T0)
+    assert (await store.key_holder("mine@example.com")).key_status is KeyStatus.PENDING_CLAIM  # still locked
+
+
+async def test_a_cancelled_donor_claim_unlocks_the_key(store):
+    held = await approved(store, SEED_ACCOUNT, "mine@example.com")
+    claim = new_claim(await account(store, SEED_ACCOUNT), "mine@example.com", ClaimRole.DONATOR, held.request_key)
+    claim.claim_type = ClaimType.PORTABILITY
+    await store.add_claim(claim, T0)
+    await store.change_claim(claim.claim_key, lambda c: c.cancel(ClaimRole.DONATOR, Reason.CLIENT_REQUEST, None, T0),
+                             T0)
+    unlocked = await store.key_holder("mine@example.com")
+    assert unlocked.key_status is KeyStatus.ACTIVE and unlocked.claim_lock is None
+    await store.change_key("mine@example.com", delete)  # deletable again
+
+
+async def test_a_concluded_donor_claim_gives_the_key_to_the_other_institution(store):
+    held = await approved(store, SEED_ACCOUNT, "mine@example.com")
+    claim = new_claim(await account(store, SEED_ACCOUNT), "mine@example.com", ClaimRole.DONATOR, held.request_key)
+    await store.add_claim(claim, T0)
+    await store.change_claim(claim.claim_key, lambda c: c.confirm(Reason.CLIENT_REQUEST, T0), T0)
+    await store.change_claim(claim.claim_key, lambda c: c.complete(T0), T0)
+    assert await store.key_holder("mine@example.com") is None
+    assert (await store.key_request(held.request_key)).key_status is KeyStatus.INACTIVE
+    entry = await store.dict_entry("mine@example.com")
+    assert entry.ispb == OTHER_BANK.ispb and entry.owner_name == OTHER_BANK.name
+    with pytest.raises(errors.KeyAlreadyExists):  # held at the other institution now
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, "mine@example.com"))
+    assert (await store.counts())["keys"] == 0
+
+
+async def test_a_claim_change_that_raises_changes_nothing(store):
+    await store.add_dict_entry(dict_entry("held@example.com"))
+    claim = await claimant_claim(store, NATURAL_ACCOUNT, "held@example.com")
+    await store.add_claim(claim, T0)
+
+    def half_way(stored: Claim) -> None:
+        stored.receive_response(Response.CONFIRMED, T0)
+        stored.receive_response(Response.CONCLUDED, T0)
+        raise errors.WrongCode()
+
+    with pytest.raises(errors.WrongCode):
+        await store.change_claim(claim.claim_key, half_way, T0)
+    assert (await store.claim(claim.claim_key)).status is ClaimStatus.PENDING
+    assert await store.dict_entry("held@example.com") is not None and await store.key_holder("held@example.com") is None
+    with pytest.raises(errors.ClaimNotFound):
+        await store.change_claim(str(uuid.uuid4()), lambda c: c, T0)
+
+
+async def test_concurrent_claims_on_one_key_store_exactly_one(store):
+    await store.add_dict_entry(dict_entry("held@example.com"))
+    claims = [await claimant_claim(store, SEED_ACCOUNT if i % 2 else NATURAL_ACCOUNT, "held@example.com")
+              for i in range(32)]
+    results = await race(32, lambda i: store.add_claim(claims[i], T0))
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, errors.KeyClaimNotFinished) for r in results if r is not None)
+
+
+async def test_concurrent_donor_claims_on_one_key_store_exactly_one(store):
+    held = await approved(store, SEED_ACCOUNT, "mine@example.com")
+    seed = await account(store, SEED_ACCOUNT)
+    claims = [new_claim(seed, "mine@example.com", ClaimRole.DONATOR, held.request_key) for _ in range(16)]
+    results = await race(16, lambda i: store.add_claim(claims[i], T0))
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, errors.KeyClaimNotFinished) for r in results if r is not None)
+
+
+async def test_concurrent_claims_on_a_natural_person_take_exactly_the_free_places(store):
+    for index in range(3):
+        await store.add_key_request(await key_request(store, NATURAL_ACCOUNT, f"k{index}@example.com"))
+    for index in range(10):
+        await store.add_dict_entry(dict_entry(f"held{index}@example.com"))
+    claims = [await claimant_claim(store, NATURAL_ACCOUNT, f"held{i}@example.com") for i in range(10)]
+    results = await race(10, lambda i: store.add_claim(claims[i], T0))
+    assert sum(r is None for r in results) == 2
+    assert all(isinstance(r, errors.KeyLimitReached) for r in results if r is not None)
+
+
+# -- the whole state: export and replace with every kind of entity ----------------------------------------------
+
+
+async def test_an_export_with_claims_buckets_and_entries_replaces_into_another_store(store, fixtures, new_store):
+    await store.add_dict_entry(dict_entry("held@example.com"))
+    await store.add_dict_entry(dict_entry("held2@example.com"))
+    claim = await claimant_claim(store, NATURAL_ACCOUNT, "held@example.com")
+    await store.add_claim(claim, T0)
+    mine = await approved(store, SEED_ACCOUNT, "mine@example.com")
+    donor = new_claim(await account(store, SEED_ACCOUNT), "mine@example.com", ClaimRole.DONATOR, mine.request_key)
+    await store.add_claim(donor, T0)
+    random_key = await key_request(store, NATURAL_ACCOUNT, None, kind=PixKeyType.RANDOM)
+    await store.add_key_request(random_key)
+    await store.spend_tokens(NATURAL_ACCOUNT, lambda: TokenBucket.full(NATURAL_ACCOUNT, PersonType.NATURAL, T0),
+                             lambda b: b.spend(20, T0))
+    await store.save_credential(Credential("org-a", "BTG", "PIX", b"sealed", "proxy", {"x": 1}, "2030-01-01T00:00:00"))
+    for index in range(3):
+        await store.schedule(DueJob(T0, "k", f"same-time-{index}"))
+    exported = await store.export()
+    assert {"claims", "buckets", "dict_entries"} <= exported.keys()
+    assert len(exported["claims"]) == 2 and len(exported["buckets"]) == 1 and len(exported["dict_entries"]) == 2
+
+    other = await new_store()
+    await other.load(fixtures.tenants, fixtures.accounts)
+    await other.replace(exported)
+    assert await other.export() == exported
+    assert await other.counts() == await store.counts()
+    assert [j.subject for j in await other.due_jobs()] == ["same-time-0", "same-time-1", "same-time-2"]
+    assert (await other.credential("org-a", "BTG", "PIX")).sealed_key is None  # a snapshot carries no key
+    # the rules hold on what was imported: the open claims, the places, the lock
+    with pytest.raises(errors.KeyClaimNotFinished):
+        await other.add_claim(await claimant_claim(other, SEED_ACCOUNT, "held@example.com"), T0)
+    with pytest.raises(errors.KeyClaimNotFinished):
+        await other.change_key("mine@example.com", delete)
+    for index in range(3):  # 5 places: the claim's and the random key's taken
+        await other.add_key_request(await key_request(other, NATURAL_ACCOUNT, f"k{index}@example.com"))
+    with pytest.raises(errors.KeyLimitReached):
+        await other.add_key_request(await key_request(other, NATURAL_ACCOUNT, "k3@example.com"))
+    concluded = await other.change_claim(
+        claim.claim_key, lambda c: (c.receive_response(Response.CONFIRMED, T0),
+                                    c.receive_response(Response.CONCLUDED, T0)), T0)
+    assert concluded == (None, None)
+    assert (await other.key_holder("held@example.com")).account.account_key == NATURAL_ACCOUNT
+    # and the original is untouched by all this
+    assert await store.export() == exported

@@ -177,6 +177,21 @@ class SandboxStore(Protocol):
     async def ping(self) -> None:
         """Return once the store answers (``StoreUnavailable`` when it cannot): the health check."""
 
+    def know_tenants(self, tenants: Iterable[Tenant]) -> None:
+        """Keep the fixtures' tenants without touching the state (a process joining a shared namespace)."""
+
+    async def setup_claim(self) -> bool:
+        """True for the one caller that must load the namespace (the first to ask)."""
+
+    async def setup_finished(self) -> None:
+        """The namespace is loaded: ``setup_state`` says ``ready``."""
+
+    async def setup_state(self) -> str | None:
+        """``loading`` (claimed, not finished), ``ready``, or None (nobody created it)."""
+
+    async def drop(self) -> None:
+        """Delete the namespace's state, its setup marker included."""
+
 
 class InMemoryStore:
     """``SandboxStore`` in this process's memory, one lock around each operation. ``journal_budget``:
@@ -186,6 +201,7 @@ class InMemoryStore:
         self._lock = threading.RLock()
         self.journal = Journal(journal_size, journal_budget)
         self.scenario_switches = ScenarioSwitches()
+        self._setup: str | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -537,3 +553,27 @@ class InMemoryStore:
             self._logs = {"outbox": outbox}
             self._clock, self._due, self._due_order = clock, due, order
             self._changed()
+
+    # -- creating a namespace once: what the Redis store shares between processes (here, one) --
+
+    def know_tenants(self, tenants: Iterable[Tenant]) -> None:
+        with self._lock:
+            tenants = list(tenants)
+            self._tenants = {tenant.name: tenant for tenant in tenants}
+            self._tenants_by_token = {tenant.token: tenant for tenant in tenants}
+
+    async def setup_claim(self) -> bool:
+        with self._lock:
+            first, self._setup = self._setup is None, self._setup or "loading"
+            return first
+
+    async def setup_finished(self) -> None:
+        self._setup = "ready"
+
+    async def setup_state(self) -> str | None:
+        return self._setup
+
+    async def drop(self) -> None:
+        with self._lock:
+            self._clear()
+            self._setup = None
