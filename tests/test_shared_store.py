@@ -123,8 +123,8 @@ def test_a_key_created_on_one_process_is_listed_on_the_other(pair, namespace):
     assert created.status_code == 201, created.text
     listed = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": SEED_ACCOUNT})
     assert listed.status_code == 200
-    keys = [entry["pix_key_request_key"] for entry in listed.json()["data"]]
-    assert created.json()["data"]["pix_key_request_key"] in keys
+    keys = [entry["pix_key_request_key"] for entry in listed.json()["pix_keys"]]
+    assert created.json()["pix_key_request_key"] in keys
 
 
 def test_64_concurrent_creates_of_one_key_over_both_processes_give_one(pair, namespace):
@@ -137,10 +137,9 @@ def test_50_random_keys_on_a_natural_person_over_both_processes_give_five(pair, 
     body = {"account_key": NATURAL_ACCOUNT, "pix_key_type": "random_key"}
     answers = asyncio.run(_spread(pair, namespace, [("POST", "/baas/pix/keys", body)] * 50))
     assert Counter(map(outcome, answers)) == Counter({201: 5, "PIX000014": 45})
-    a, b = pair
     for served in pair:
         listed = httpx.get(f"{served.url}/baas/pix/keys", headers=namespace, params={"account_key": NATURAL_ACCOUNT})
-        assert len(listed.json()["data"]) == 5
+        assert len(listed.json()["pix_keys"]) == 5
 
 
 def test_the_clock_moved_on_one_process_decides_on_the_other(pair, namespace):
@@ -148,13 +147,13 @@ def test_the_clock_moved_on_one_process_decides_on_the_other(pair, namespace):
     a, b = pair
     created = httpx.post(f"{a.url}/baas/pix/keys", headers=namespace,
                          json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
-    request_key = created.json()["data"]["pix_key_request_key"]
+    request_key = created.json()["pix_key_request_key"]
     moved = httpx.post(f"{b.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61})
     assert moved.status_code == 200 and moved.json()["jobs_run"] == 1, moved.text
     for served in pair:
         listed = httpx.get(f"{served.url}/baas/pix/keys", headers=namespace,
                            params={"account_key": SEED_ACCOUNT, "pix_key_status": "active"})
-        assert request_key in [k["pix_key_request_key"] for k in listed.json()["data"]]
+        assert request_key in [k["pix_key_request_key"] for k in listed.json()["pix_keys"]]
     again = httpx.post(f"{a.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61})
     assert again.json()["jobs_run"] == 0  # taken once: the other process finds nothing left
 
