@@ -282,3 +282,30 @@ def test_two_workers_serve_one_sandbox(redis_url, namespace):
         assert Counter(map(outcome, asyncio.run(burst()))) == Counter({201: 5, "PIX000014": 25})
         health = httpx.get(f"{served.url}/__admin/health")
         assert health.status_code == 200 and health.json()["store"] == "redis"
+
+
+def test_a_stream_on_one_process_sees_a_key_activated_on_the_other(pair, namespace):
+    a, b = pair
+    name = namespace["X-Sandbox-Namespace"]
+    seen: list[str] = []
+
+    async def watch_and_create() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with client.stream("GET", f"{b.url}/__admin/events/stream", params={"namespace": name}) as stream:
+                lines = stream.aiter_lines()
+                async for line in lines:  # the backlog, then the stream follows live
+                    if line.startswith(": following live"):
+                        break
+                created = await client.post(f"{a.url}/baas/pix/keys", headers=namespace,
+                                            json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+                request_key = created.json()["pix_key_request_key"]
+                moved = await client.post(f"{a.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61})
+                assert moved.json()["jobs_run"] == 1
+                async for line in lines:
+                    if line.startswith("event: "):
+                        seen.append(line.removeprefix("event: "))
+                    if line.startswith("data: ") and "pix_key_activated" in line and request_key in line:
+                        return
+
+    asyncio.run(asyncio.wait_for(watch_and_create(), timeout=20))
+    assert seen[0] == "pix_key_request_created" and seen[-1] == "pix_key_activated"
