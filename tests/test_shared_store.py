@@ -309,3 +309,25 @@ def test_a_stream_on_one_process_sees_a_key_activated_on_the_other(pair, namespa
 
     asyncio.run(asyncio.wait_for(watch_and_create(), timeout=20))
     assert seen[0] == "pix_key_request_created" and seen[-1] == "pix_key_activated"
+
+
+def test_a_scenario_switched_on_one_process_applies_on_both_and_counts_once(pair, namespace):
+    """crypto-failure: every 2nd credential save answers EBAA0010, the others EBAA0009, counted in
+    the store: alternate processes give 0009, 0010, 0009, 0010 (counted per process they would
+    give 0009, 0009, 0010, 0010)."""
+    a, b = pair
+    switched = httpx.put(f"{a.url}/__admin/scenarios/active", headers=namespace, json={"names": ["crypto-failure"]})
+    assert switched.status_code == 200 and switched.json()["active"] == ["crypto-failure"]
+    body = {"key": "Tc84Hi3CRyAHFBNIvbc8CuSuvHuGibjf", "provider": "BTG", "type": "PIX"}
+    headers = {**namespace, "account_token": "Your account token"}
+    codes = [httpx.post(f"{served.url}/banking-auth/v1/credentials", headers=headers, json=body).json()["code"]
+             for served in (a, b, a, b)]
+    assert codes == ["EBAA0009", "EBAA0010", "EBAA0009", "EBAA0010"]
+    described = httpx.get(f"{b.url}/__admin/scenarios", headers=namespace).json()
+    rules = {r["name"]: (r["matched"], r["applied"]) for s in described["scenarios"] if s["name"] == "crypto-failure"
+             for r in s["rules"]}
+    assert rules == {"decrypt-error": (4, 2), "decrypted-value-differs": (2, 2)}
+    off = httpx.put(f"{b.url}/__admin/scenarios/active", headers=namespace, json={"names": []})
+    assert off.status_code == 200
+    saved = httpx.post(f"{a.url}/banking-auth/v1/credentials", headers=headers, json=body)
+    assert saved.status_code == 201, saved.text

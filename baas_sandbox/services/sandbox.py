@@ -267,7 +267,7 @@ class Sandbox:
             state = await sandbox.store.setup_state()
             if state == "ready":
                 sandbox.store.know_tenants(shared.fixtures.tenants)
-                sandbox._setting = await sandbox.store.clock()
+                await sandbox.settle()
                 return sandbox
             if state is None:
                 continue  # its maker gave up (or died, and its claim expired): claim it again
@@ -290,7 +290,7 @@ class Sandbox:
         await self._seed_key_requests()
         await self._seed_claims()
         await self.store.setup_finished()  # (again, after a reset): other processes may use it
-        self.store.scenario_switches = self.shared.scenarios.new_switches()
+        self.scenarios.adopt(None)  # the load cleared them: the start-up selection, counts at zero
         self.webhooks.reset(self._fixture_subscriptions)
 
     def close(self) -> None:
@@ -361,10 +361,11 @@ class Sandbox:
         await self._arm()
 
     async def settle(self) -> None:
-        """Read the clock setting again, and run what is due, if anything (every request does this
-        first: correctness never depends on a timer having fired, nor on which process set the clock)."""
-        self._setting = await self.store.clock()
-        due = await self.store.next_due()
+        """Read the clock setting and the active scenarios again, and run what is due, if anything
+        (every request does this first: correctness never depends on a timer having fired, nor on
+        which process set the clock or switched a scenario)."""
+        self._setting, due, active = await self.store.settle_view()  # one round trip
+        self.scenarios.adopt(active)
         if due is not None and due <= self.clock():
             await self.run_due()
 
