@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT
+from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, wait_until
 from tests.redis_server import RedisServer
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
@@ -331,3 +331,19 @@ def test_a_scenario_switched_on_one_process_applies_on_both_and_counts_once(pair
     assert off.status_code == 200
     saved = httpx.post(f"{a.url}/banking-auth/v1/credentials", headers=headers, json=body)
     assert saved.status_code == 201, saved.text
+
+
+def test_the_journal_holds_the_requests_of_every_process(pair, namespace):
+    a, b = pair
+    for served in (a, b, a):
+        assert httpx.get(f"{served.url}/baas/pix/keys", headers=namespace,
+                         params={"account_key": SEED_ACCOUNT}).status_code == 200
+    for served in (a, b):
+        # an entry is written just after its answer (the request does not wait for it): a read on
+        # the other process may come a moment before it
+        entries = wait_until(lambda: (lambda found: found if len(found) == 3 else None)(
+            httpx.get(f"{served.url}/__admin/requests", headers=namespace,
+                      params={"operation_id": "list-pix-keys"}).json()["requests"]), timeout=5)
+        assert len({entry["id"] for entry in entries}) == 3
+    assert httpx.delete(f"{b.url}/__admin/requests", headers=namespace).status_code == 204
+    assert httpx.get(f"{a.url}/__admin/requests", headers=namespace).json()["requests"] == []

@@ -305,7 +305,7 @@ async def test_the_journal_outlives_a_load(store, fixtures):
     """A reset reloads the state; the journal shows what led to it."""
     store.journal.add({"operation_id": "list-pix-keys", "status": 200})
     await store.load(fixtures.tenants, fixtures.accounts)
-    assert [e["operation_id"] for e in store.journal.entries()] == ["list-pix-keys"]
+    assert [e["operation_id"] for e in await store.journal.entries()] == ["list-pix-keys"]
 
 
 async def test_the_scenario_switches_and_counts_are_state(store, fixtures):

@@ -53,6 +53,8 @@ key                                   type     holds
                                                lexical order is due order, ties in scheduling order
 ``P scenarios``                       string   the active scenarios (JSON list; absent: never switched)
 ``P rule_counts``                     hash     ``<rule id>:matched`` / ``:applied`` -> counts (HINCRBY)
+``P journal``                         list     the latest requests, ``<id>|<JSON>`` (adapters/redis_journal.py)
+``P journal_ids``                     string   the journal's counter (INCR): ids unique across processes
 ====================================  =======  =====================================================
 
 Credentials keep their sealed (AES-GCM encrypted) key in base64 and their metadata; never
@@ -97,7 +99,8 @@ from baas_sandbox.domain.antiscan import TokenBucket
 from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
-from baas_sandbox.http.journal import Journal, MemoryBudget
+from baas_sandbox.adapters.redis_journal import RedisJournal
+from baas_sandbox.http.journal import MemoryBudget
 
 T = TypeVar("T")
 
@@ -399,6 +402,7 @@ class _Keys:
         self.claims, self.open_claims = p + "claims", p + "open_claims"
         self.log_kinds, self.clock, self.due = p + "log_kinds", p + "clock", p + "due"
         self.scenarios, self.rule_counts = p + "scenarios", p + "rule_counts"
+        self.journal, self.journal_ids = p + "journal", p + "journal_ids"  # a reset keeps them
 
     def request(self, request_key: str) -> str:
         return f"{self.prefix}req:{request_key}"
@@ -469,7 +473,8 @@ class RedisStore:
         self._client = client
         self.namespace = namespace
         self._keys = keys = _Keys(namespace)
-        self.journal = Journal(journal_size, journal_budget)
+        # the journal of every process serving the namespace (journal_budget: the memory store's)
+        self.journal = RedisJournal(client, keys.journal, keys.journal_ids, journal_size)
         self._tenants: dict[str, Tenant] = {}
         self._tenants_by_token: dict[str, Tenant] = {}
         self._revision = 0

@@ -297,7 +297,7 @@ class Sandbox:
         """The namespace is dropped: no timer, no delivery, no journal bytes left behind."""
         self._disarm()
         self.webhooks.reset([])
-        self.journal.clear()
+        self.journal.release()
 
     async def _seed_key_requests(self) -> None:
         # Imported here: the use cases import this module (they work on a Sandbox).
