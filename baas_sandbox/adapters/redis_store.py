@@ -63,6 +63,11 @@ in process memory, like the in-memory store's.
 
 A Redis that cannot be reached, does not answer in time or is still loading raises
 ``repository.StoreUnavailable`` from every operation (``_outages_unavailable``).
+
+A store takes a client (``connect``) or a ``PerLoopClient``: a redis.asyncio connection belongs to
+the event loop that opened it, so a store prepared on one loop and served on another needs a client
+per loop. Scripts (``LuaScript``) are therefore bound to no client: each runs on the client of the
+moment.
 """
 
 from __future__ import annotations
