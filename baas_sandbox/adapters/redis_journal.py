@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger("baas_sandbox")
@@ -33,11 +34,11 @@ redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
 
 
 class RedisJournal:
-    """``http/journal.py``'s ``Journal`` interface on a Redis list (``key``) and counter (``ids``)."""
+    """``http/journal.py``'s ``Journal`` interface on a Redis list (``key``) and counter (``ids``);
+    ``client()``: the client to use now (the store's, ``RedisStore._client``)."""
 
-    def __init__(self, client: Any, key: str, ids: str, size: int = 1000) -> None:
-        self._client, self._key, self._ids, self._size = client, key, ids, size
-        self._append = client.register_script(APPEND)
+    def __init__(self, client: Callable[[], Any], key: str, ids: str, size: int = 1000) -> None:
+        self._client_now, self._key, self._ids, self._size = client, key, ids, size
         self._pending: list[Any] = []
         self._writer: asyncio.Task | None = None
 
@@ -54,7 +55,8 @@ class RedisJournal:
             batch, self._pending = self._pending, []
             texts = [json.dumps(_as_dict(entry), separators=(",", ":"), ensure_ascii=False) for entry in batch]
             try:
-                await self._append(keys=[self._key, self._ids], args=[self._size, *texts])
+                # EVAL, not EVALSHA: a batch is rare enough, and a restarted Redis needs no reload
+                await self._client_now().eval(APPEND, 2, self._key, self._ids, self._size, *texts)
             except Exception as exc:  # noqa: BLE001 - Redis down: the journal loses these, nothing else
                 logger.warning("%d journal entries lost: %s", len(batch), exc)
 
@@ -69,7 +71,7 @@ class RedisJournal:
         """Newest first."""
         await self.flush()
         found = []
-        for stored in reversed(await self._client.lrange(self._key, 0, -1)):
+        for stored in reversed(await self._client_now().lrange(self._key, 0, -1)):
             number, _, text = stored.partition("|")
             entry = json.loads(text)
             if (operation_id is None or entry["operation_id"] == operation_id) and (
@@ -81,7 +83,7 @@ class RedisJournal:
 
     async def clear(self) -> int:
         await self.flush()
-        async with self._client.pipeline(transaction=True) as pipe:
+        async with self._client_now().pipeline(transaction=True) as pipe:
             count, _ = await pipe.llen(self._key).unlink(self._key).execute()
         return count
 

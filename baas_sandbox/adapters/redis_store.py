@@ -531,7 +531,7 @@ class RedisStore:
         self.namespace = namespace
         self._keys = keys = _Keys(namespace)
         # the journal of every process serving the namespace (journal_budget: the memory store's)
-        self.journal = RedisJournal(client, keys.journal, keys.journal_ids, journal_size)
+        self.journal = RedisJournal(lambda: self._client, keys.journal, keys.journal_ids, journal_size)
         self._tenants: dict[str, Tenant] = {}
         self._tenants_by_token: dict[str, Tenant] = {}
         self._revision = 0
