@@ -53,6 +53,8 @@ key                                   type     holds
                                                lexical order is due order, ties in scheduling order
 ``P scenarios``                       string   the active scenarios (JSON list; absent: never switched)
 ``P rule_counts``                     hash     ``<rule id>:matched`` / ``:applied`` -> counts (HINCRBY)
+``P subscriptions``                   hash     webhook subscription id -> JSON, its secret sealed (AES-GCM)
+``P subscriptions_version``           string   moves with every change of them (INCR): read by each request
 ``P journal``                         list     the latest requests, ``<id>|<JSON>`` (adapters/redis_journal.py)
 ``P journal_ids``                     string   the journal's counter (INCR): ids unique across processes
 ====================================  =======  =====================================================
@@ -435,7 +437,12 @@ drop_each('indexed', {'account_requests:', 'account_claims:'}, 'SMEMBERS')
 drop_each('log_kinds', {'log:'}, 'SMEMBERS')
 for _, name in ipairs({'accounts', 'account_order', 'requests', 'holders', 'keyless', 'places',
                        'indexed', 'creds', 'cred_order', 'dict', 'dict_order', 'buckets', 'claims',
-                       'open_claims', 'log_kinds', 'clock', 'due', 'scenarios', 'rule_counts'}) do
+                       'open_claims', 'log_kinds', 'clock', 'due', 'scenarios', 'rule_counts',
+                       'subscriptions'}) do
+  redis.call('UNLINK', prefix .. name)
+end
+for _, name in ipairs({'subscriptions_version'}) do  -- moves on: a process holding the old ones sees it
+  redis.call('INCR', prefix .. name)
   redis.call('UNLINK', prefix .. name)
 end
 """)
@@ -459,6 +466,7 @@ class _Keys:
         self.claims, self.open_claims = p + "claims", p + "open_claims"
         self.log_kinds, self.clock, self.due = p + "log_kinds", p + "clock", p + "due"
         self.scenarios, self.rule_counts = p + "scenarios", p + "rule_counts"
+        self.subscriptions, self.subscriptions_version = p + "subscriptions", p + "subscriptions_version"
         self.journal, self.journal_ids = p + "journal", p + "journal_ids"  # a reset keeps them
 
     def request(self, request_key: str) -> str:
@@ -557,13 +565,35 @@ class RedisStore:
 
     # -- what each request reads first; the scenarios' switches and counts ----------------------------
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None]:
+    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
         keys = self._keys
         async with self._client.pipeline(transaction=False) as pipe:  # one round trip, read only
-            clock, first, active = await pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios).execute()
+            clock, first, active, version = await (pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios)
+                                                   .get(keys.subscriptions_version).execute())
         return (REAL_TIME if clock is None else codec.decode_clock(json.loads(clock)),
                 _decode_due(first[0]).due_at if first else None,
-                None if active is None else json.loads(active))
+                None if active is None else json.loads(active), int(version or 0))
+
+    async def save_subscription(self, subscription: dict) -> None:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.subscriptions, subscription["id"], _dumps(subscription))
+            await pipe.incr(keys.subscriptions_version).execute()
+        self._changed()
+
+    async def remove_subscription(self, subscription_id: str) -> bool:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            removed, _ = await pipe.hdel(keys.subscriptions, subscription_id).incr(keys.subscriptions_version).execute()
+        self._changed()
+        return bool(removed)
+
+    async def subscriptions(self) -> tuple[int, list[dict]]:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            version, stored = await pipe.get(keys.subscriptions_version).hgetall(keys.subscriptions).execute()
+        found = [json.loads(text) for text in stored.values()]
+        return int(version or 0), sorted(found, key=lambda s: (s["created_at"], s["id"]))
 
     async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
         keys = self._keys
