@@ -777,3 +777,84 @@ async def test_subscriptions_are_kept_with_a_version_that_moves(store, fixtures)
     await store.load(fixtures.tenants, fixtures.accounts)
     after_load, kept = await store.subscriptions()
     assert kept == [] and after_load != after_removal
+
+
+# -- webhook deliveries: records and leases -----------------------------------------------------------
+
+
+def delivery_record(delivery_id: str, state: str = "pending", tries: int = 0) -> dict:
+    return {"delivery": {"id": delivery_id, "subscription_id": "s", "url": "http://127.0.0.1:9/hooks",
+                         "event_type": "key_inclusion", "body": {"n": delivery_id}, "created_at": "2030-01-01T00:00:00Z",
+                         "state": state, "attempts": [], "reason": None},
+            "seq": 1, "tries": tries, "sealed_secret": "c2VhbGVk"}
+
+
+async def test_a_delivery_is_kept_leased_renewed_and_finished(store):
+    assert await store.keep_delivery(delivery_record("d1"), "A", 100.0, "new")
+    assert not await store.keep_delivery(delivery_record("d1"), "B", 100.0, "new")  # one of each id
+    assert await store.keep_delivery(delivery_record("d1", tries=2), "A", 110.0, "mine")
+    assert not await store.keep_delivery(delivery_record("d1"), "B", 110.0, "mine")  # not B's lease
+    assert (await store.delivery("d1"))["tries"] == 2
+    assert await store.renew_deliveries(["d1", "unknown"], "A", 120.0) == ["unknown"]
+    assert await store.take_expired(119.0, "B", 10.0) == []  # renewed: not expired yet
+    assert await store.renew_deliveries(["d1"], "B", 130.0) == ["d1"]
+    assert not await store.finish_delivery("d1", delivery_record("d1", "delivered"), "B")
+    assert await store.finish_delivery("d1", delivery_record("d1", "delivered"), "A")
+    assert (await store.delivery("d1"))["delivery"]["state"] == "delivered"
+    assert await store.take_expired(1e12, "B", 10.0) == []  # finished: no lease left
+    assert await store.renew_deliveries(["d1"], "A", 140.0) == ["d1"]
+    assert await store.delivery("nope") is None
+
+
+async def test_an_expired_lease_is_taken_over_with_the_record(store):
+    await store.keep_delivery(delivery_record("d1", tries=3), "A", 100.0, "new")
+    await store.keep_delivery(delivery_record("d2"), "A", 200.0, "new")
+    taken = await store.take_expired(150.0, "B", 10.0)
+    assert [(delivery_id, record["tries"]) for delivery_id, record in taken] == [("d1", 3)]
+    assert not await store.keep_delivery(delivery_record("d1"), "A", 300.0, "mine")  # A lost it
+    assert await store.renew_deliveries(["d1", "d2"], "A", 300.0) == ["d1"]
+    assert await store.take_expired(159.0, "C", 10.0) == []  # B's lease runs to 160
+    assert [delivery_id for delivery_id, _ in await store.take_expired(160.0, "C", 10.0)] == ["d1"]
+
+
+async def test_a_redelivery_takes_the_lease_of_a_kept_delivery(store):
+    assert not await store.keep_delivery(delivery_record("d1"), "B", 100.0, "take")  # none kept
+    await store.keep_delivery(delivery_record("d1"), "A", 100.0, "new")
+    await store.finish_delivery("d1", delivery_record("d1", "failed"), "A")
+    assert await store.keep_delivery(delivery_record("d1"), "B", 100.0, "take")
+    assert await store.finish_delivery("d1", None, "B")
+    assert (await store.delivery("d1"))["delivery"]["state"] == "pending"  # None: the record as kept
+
+
+async def test_deliveries_are_listed_newest_first_and_the_finished_ones_bounded(store, monkeypatch):
+    monkeypatch.setattr("baas_sandbox.adapters.repository.DELIVERY_LOG_SIZE", 3)
+    monkeypatch.setattr("baas_sandbox.adapters.redis_store.DELIVERY_LOG_SIZE", 3)
+    for n in range(5):
+        await store.keep_delivery(delivery_record(f"d{n}"), "A", 100.0, "new")
+    assert [r["delivery"]["id"] for r in await store.deliveries()] == ["d4", "d3", "d2", "d1", "d0"]
+    for n in range(5):
+        if n != 2:
+            await store.finish_delivery(f"d{n}", delivery_record(f"d{n}", "delivered"), "A")
+    # the 3 latest finished and the pending one are kept; the oldest finished is forgotten
+    assert [r["delivery"]["id"] for r in await store.deliveries()] == ["d4", "d3", "d2", "d1"]
+    assert await store.delivery("d0") is None
+
+
+async def test_a_load_forgets_the_deliveries(store, fixtures):
+    await store.keep_delivery(delivery_record("d1"), "A", 100.0, "new")
+    await store.load(fixtures.tenants, fixtures.accounts)
+    assert await store.deliveries() == []
+    assert await store.take_expired(1e12, "B", 10.0) == []
+
+
+async def test_each_expired_delivery_is_taken_by_one_taker(store):
+    for n in range(200):
+        await store.keep_delivery(delivery_record(f"d{n}"), "dead", float(n), "new")
+
+    async def take(index: int) -> list[str]:
+        return [delivery_id for _ in range(10)
+                for delivery_id, _ in await store.take_expired(1000.0, f"taker-{index}", 30.0, limit=7)]
+
+    taken = await race(16, take)
+    flat = [delivery_id for batch in taken for delivery_id in batch]
+    assert sorted(flat) == sorted(f"d{n}" for n in range(200))  # each once: none lost, none twice

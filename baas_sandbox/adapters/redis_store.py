@@ -55,6 +55,12 @@ key                                   type     holds
 ``P rule_counts``                     hash     ``<rule id>:matched`` / ``:applied`` -> counts (HINCRBY)
 ``P subscriptions``                   hash     webhook subscription id -> JSON, its secret sealed (AES-GCM)
 ``P subscriptions_version``           string   moves with every change of them (INCR): read by each request
+``P deliveries``                      hash     webhook delivery id -> its record JSON (secret sealed)
+``P delivery_order``                  zset     delivery id -> order kept (``delivery_seq``): newest first
+``P delivery_seq``                    string   the deliveries' counter (INCR)
+``P delivery_owners``                 hash     pending delivery id -> the process holding its lease
+``P delivery_leases``                 zset     pending delivery id -> lease expiry (epoch seconds)
+``P delivery_done``                   zset     finished delivery id -> order (the latest kept)
 ``P journal``                         list     the latest requests, ``<id>|<JSON>`` (adapters/redis_journal.py)
 ``P journal_ids``                     string   the journal's counter (INCR): ids unique across processes
 ====================================  =======  =====================================================
@@ -101,7 +107,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import NoScriptError, WatchError
 
 from baas_sandbox.adapters import state_codec as codec
-from baas_sandbox.adapters.repository import LOG_SIZE, AccountAlreadyExists, KeyAlreadyInDict, StoreUnavailable
+from baas_sandbox.adapters.repository import (
+    DELIVERY_LOG_SIZE,
+    KEEP_MODES,
+    LOG_SIZE,
+    AccountAlreadyExists,
+    KeyAlreadyInDict,
+    StoreUnavailable,
+    decode_record,
+)
 from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.antiscan import TokenBucket
@@ -332,6 +346,77 @@ local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[1], 0, ARGV[2] .. '|' .. string.format('%020d', seq) .. '|' .. ARGV[3])
 """)
 
+#: keep_delivery: a delivery's record kept pending, leased to ARGV[4] until ARGV[5], if ``mode``
+#: (ARGV[6]) allows it (``repository.KEEP_MODES``). KEYS: deliveries, delivery_owners,
+#: delivery_leases, delivery_order, delivery_seq, delivery_done. ARGV: prefix, id, record JSON,
+#: owner, until, mode.
+KEEP_DELIVERY = LuaScript("""
+local id, owner, mode = ARGV[2], ARGV[4], ARGV[6]
+if mode == 'new' then
+  if redis.call('HEXISTS', KEYS[1], id) == 1 then return 0 end
+  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), id)
+elseif mode == 'mine' then
+  if redis.call('HGET', KEYS[2], id) ~= owner then return 0 end
+else
+  if redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
+  redis.call('ZREM', KEYS[6], id)
+end
+redis.call('HSET', KEYS[1], id, ARGV[3])
+redis.call('HSET', KEYS[2], id, owner)
+redis.call('ZADD', KEYS[3], ARGV[5], id)
+return 1
+""")
+
+#: renew_deliveries: the leases ARGV[2] still holds moved to ARGV[3]; the ids it does not hold.
+#: KEYS: delivery_owners, delivery_leases. ARGV: prefix, owner, until, id...
+RENEW_DELIVERIES = LuaScript("""
+local lost = {}
+for i = 4, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[2] then
+    redis.call('ZADD', KEYS[2], ARGV[3], ARGV[i])
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
+""")
+
+#: finish_delivery: if ARGV[3] holds the lease, the record replaced (unless ARGV[4] is empty), the
+#: lease gone, the delivery among the finished ones, the oldest past ARGV[5] forgotten.
+#: KEYS: deliveries, delivery_owners, delivery_leases, delivery_order, delivery_done.
+#: ARGV: prefix, id, owner, record JSON or '', finished kept.
+FINISH_DELIVERY = LuaScript("""
+local id = ARGV[2]
+if redis.call('HGET', KEYS[2], id) ~= ARGV[3] then return 0 end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], id, ARGV[4]) end
+redis.call('HDEL', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZADD', KEYS[5], redis.call('ZSCORE', KEYS[4], id) or 0, id)
+local extra = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[5])
+if extra > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[5], 0, extra - 1)) do
+    redis.call('HDEL', KEYS[1], old)
+    redis.call('ZREM', KEYS[4], old)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, extra - 1)
+end
+return 1
+""")
+
+#: take_expired: the pending deliveries whose lease ended by ARGV[2] leased to ARGV[3] until ARGV[4]
+#: (ARGV[5] at most), in the same step: each is taken once. {id, record or '', ...}.
+#: KEYS: deliveries, delivery_owners, delivery_leases. ARGV: prefix, now, owner, until, limit.
+TAKE_EXPIRED = LuaScript("""
+local taken = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[5]))) do
+  redis.call('ZADD', KEYS[3], ARGV[4], id)
+  redis.call('HSET', KEYS[2], id, ARGV[3])
+  table.insert(taken, id)
+  table.insert(taken, redis.call('HGET', KEYS[1], id) or '')
+end
+return taken
+""")
+
 #: take_due: the jobs due (members below the bound), removed in the same step, so concurrent
 #: takers each get a job once. KEYS: due. ARGV: prefix, exclusive upper bound ('(<now>}').
 TAKE_DUE = LuaScript("""
@@ -438,7 +523,8 @@ drop_each('log_kinds', {'log:'}, 'SMEMBERS')
 for _, name in ipairs({'accounts', 'account_order', 'requests', 'holders', 'keyless', 'places',
                        'indexed', 'creds', 'cred_order', 'dict', 'dict_order', 'buckets', 'claims',
                        'open_claims', 'log_kinds', 'clock', 'due', 'scenarios', 'rule_counts',
-                       'subscriptions'}) do
+                       'subscriptions', 'deliveries', 'delivery_order', 'delivery_owners',
+                       'delivery_leases', 'delivery_done'}) do
   redis.call('UNLINK', prefix .. name)
 end
 for _, name in ipairs({'subscriptions_version'}) do  -- moves on: a process holding the old ones sees it
@@ -468,6 +554,9 @@ class _Keys:
         self.scenarios, self.rule_counts = p + "scenarios", p + "rule_counts"
         self.subscriptions, self.subscriptions_version = p + "subscriptions", p + "subscriptions_version"
         self.journal, self.journal_ids = p + "journal", p + "journal_ids"  # a reset keeps them
+        self.deliveries, self.delivery_order, self.delivery_seq = p + "deliveries", p + "delivery_order", p + "delivery_seq"
+        self.delivery_owners, self.delivery_leases = p + "delivery_owners", p + "delivery_leases"
+        self.delivery_done = p + "delivery_done"
 
     def request(self, request_key: str) -> str:
         return f"{self.prefix}req:{request_key}"
@@ -594,6 +683,50 @@ class RedisStore:
             version, stored = await pipe.get(keys.subscriptions_version).hgetall(keys.subscriptions).execute()
         found = [json.loads(text) for text in stored.values()]
         return int(version or 0), sorted(found, key=lambda s: (s["created_at"], s["id"]))
+
+    # -- webhook deliveries: records, their leases, the finished ones ----------------------------------
+
+    async def keep_delivery(self, record: dict, owner: str, until: float, mode: str) -> bool:
+        if mode not in KEEP_MODES:
+            raise ValueError(f"mode is one of {KEEP_MODES}, not {mode!r}")
+        keys = self._keys
+        kept = await KEEP_DELIVERY.run(
+            self._client, keys=[keys.deliveries, keys.delivery_owners, keys.delivery_leases, keys.delivery_order,
+                                keys.delivery_seq, keys.delivery_done],
+            args=[self._prefix, record["delivery"]["id"], _dumps(record), owner, repr(float(until)), mode])
+        return bool(kept)
+
+    async def renew_deliveries(self, delivery_ids: list[str], owner: str, until: float) -> list[str]:
+        if not delivery_ids:
+            return []
+        keys = self._keys
+        return list(await RENEW_DELIVERIES.run(self._client, keys=[keys.delivery_owners, keys.delivery_leases],
+                                               args=[self._prefix, owner, repr(float(until)), *delivery_ids]))
+
+    async def finish_delivery(self, delivery_id: str, record: dict | None, owner: str) -> bool:
+        keys = self._keys
+        finished = await FINISH_DELIVERY.run(
+            self._client, keys=[keys.deliveries, keys.delivery_owners, keys.delivery_leases, keys.delivery_order,
+                                keys.delivery_done],
+            args=[self._prefix, delivery_id, owner, "" if record is None else _dumps(record), DELIVERY_LOG_SIZE])
+        return bool(finished)
+
+    async def take_expired(self, now: float, owner: str, lease: float, limit: int = 100) -> list[tuple[str, dict | None]]:
+        keys = self._keys
+        taken = await TAKE_EXPIRED.run(
+            self._client, keys=[keys.deliveries, keys.delivery_owners, keys.delivery_leases],
+            args=[self._prefix, repr(float(now)), owner, repr(float(now + lease)), int(limit)])
+        return [(taken[i], decode_record(taken[i + 1] or None)) for i in range(0, len(taken), 2)]
+
+    async def deliveries(self) -> list[dict]:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:  # one step: the order and the records
+            order, records = await pipe.zrevrange(keys.delivery_order, 0, -1).hgetall(keys.deliveries).execute()
+        found = [decode_record(records.get(delivery_id)) for delivery_id in order]
+        return [record for record in found if record is not None]
+
+    async def delivery(self, delivery_id: str) -> dict | None:
+        return decode_record(await self._client.hget(self._keys.deliveries, delivery_id))
 
     async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
         keys = self._keys

@@ -17,8 +17,9 @@ import copy
 import datetime as dt
 import heapq
 import itertools
+import json
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
@@ -35,6 +36,14 @@ T = TypeVar("T")
 
 #: Entries kept per log (outbox, webhooks, events): the oldest go first, memory stays bounded.
 LOG_SIZE = 10_000
+
+#: Finished webhook deliveries kept (the dispatcher's ``DELIVERY_LOG_SIZE``): the oldest go first.
+DELIVERY_LOG_SIZE = 1000
+
+#: How ``keep_delivery`` may write a delivery: ``new`` (a new one, refused when its id is kept
+#: already), ``mine`` (one whose lease the caller holds: refused when another process took it over,
+#: or a reset forgot it), ``take`` (a kept one, its lease taken whoever held it: a redelivery).
+KEEP_MODES = ("new", "mine", "take")
 
 
 class StoreUnavailable(Exception):
@@ -193,6 +202,32 @@ class SandboxStore(Protocol):
         """The version of the subscriptions (a number that moves with every change) and them, oldest
         first (``load`` forgets them all)."""
 
+    async def keep_delivery(self, record: dict, owner: str, until: float, mode: str) -> bool:
+        """Keep a webhook delivery's record (``delivery``: its ``Delivery.as_dict()``, with its id;
+        ``seq``; ``tries``: attempts of its current series; ``sealed_secret``, base64: never the
+        secret) pending, leased to ``owner`` until ``until`` (real time, seconds since the epoch);
+        ``mode`` is one of ``KEEP_MODES``. False, nothing written, when ``mode`` refuses it."""
+
+    async def renew_deliveries(self, delivery_ids: list[str], owner: str, until: float) -> list[str]:
+        """Move the leases ``owner`` holds on these deliveries to ``until``; the ids it no longer
+        holds (taken over, finished, forgotten by a reset)."""
+
+    async def finish_delivery(self, delivery_id: str, record: dict | None, owner: str) -> bool:
+        """The delivery ended (delivered or failed): its record replaced by ``record`` (None: kept
+        as it is), its lease gone; it joins the finished ones (the oldest past
+        ``DELIVERY_LOG_SIZE`` forgotten). False, nothing written, unless ``owner`` held its lease."""
+
+    async def take_expired(self, now: float, owner: str, lease: float, limit: int = 100) -> list[tuple[str, dict | None]]:
+        """Lease to ``owner`` until ``now + lease`` the pending deliveries whose lease expired by
+        ``now`` (at most ``limit``), in one step: each is taken by one caller. (id, record) each;
+        None for a record that cannot be read (the caller finishes it: ``finish_delivery``)."""
+
+    async def deliveries(self) -> list[dict]:
+        """The kept delivery records, pending and finished, newest first."""
+
+    async def delivery(self, delivery_id: str) -> dict | None:
+        """One kept delivery record (None: none, or unreadable)."""
+
     async def count_rule(self, rule_id: str, fires: Callable[[int], bool]) -> tuple[int, bool]:
         """Count one more match of the rule and whether it applies (``fires(nth match)``), in one
         step: ``first: N`` fires N times in all, however many callers race."""
@@ -214,6 +249,18 @@ class SandboxStore(Protocol):
 
     async def drop(self) -> None:
         """Delete the namespace's state, its setup marker included."""
+
+
+def decode_record(text: str | None) -> dict | None:
+    """A kept record, decoded; None when there is none or it is not a JSON object (a store shared
+    with other programs may hold anything: a reader never fails on one record)."""
+    if text is None:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 class InMemoryStore:
@@ -250,6 +297,13 @@ class InMemoryStore:
         self._active_scenarios: list[str] | None = None  # never switched
         self._subscriptions: dict[str, dict] = {}
         self._subscriptions_version = getattr(self, "_subscriptions_version", 0) + 1
+        # webhook deliveries: id -> record JSON (text: what is read is a copy, as from Redis), its
+        # order of keeping, lease owner and expiry of the pending ones, the finished ones in order
+        self._deliveries: dict[str, str] = {}
+        self._delivery_order: dict[str, int] = {}
+        self._delivery_leases: dict[str, tuple[str, float]] = {}
+        self._delivery_done: OrderedDict[str, None] = OrderedDict()
+        self._delivery_seq = itertools.count(1)
         self._rule_counts: dict[str, list[int]] = {}
         self._revision = getattr(self, "_revision", 0) + 1
 
@@ -281,6 +335,70 @@ class InMemoryStore:
     async def subscriptions(self) -> tuple[int, list[dict]]:
         with self._lock:
             return self._subscriptions_version, [dict(s) for s in self._subscriptions.values()]
+
+    async def keep_delivery(self, record: dict, owner: str, until: float, mode: str) -> bool:
+        delivery_id = record["delivery"]["id"]
+        with self._lock:
+            if mode == "new":
+                if delivery_id in self._deliveries:
+                    return False
+                self._delivery_order[delivery_id] = next(self._delivery_seq)
+            elif mode == "mine":
+                if self._delivery_leases.get(delivery_id, ("",))[0] != owner:
+                    return False
+            elif mode == "take":
+                if delivery_id not in self._deliveries:
+                    return False
+                self._delivery_done.pop(delivery_id, None)
+            else:
+                raise ValueError(f"mode is one of {KEEP_MODES}, not {mode!r}")
+            self._deliveries[delivery_id] = json.dumps(record)
+            self._delivery_leases[delivery_id] = (owner, until)
+            return True
+
+    async def renew_deliveries(self, delivery_ids: list[str], owner: str, until: float) -> list[str]:
+        lost = []
+        with self._lock:
+            for delivery_id in delivery_ids:
+                if self._delivery_leases.get(delivery_id, ("",))[0] == owner:
+                    self._delivery_leases[delivery_id] = (owner, until)
+                else:
+                    lost.append(delivery_id)
+        return lost
+
+    async def finish_delivery(self, delivery_id: str, record: dict | None, owner: str) -> bool:
+        with self._lock:
+            if self._delivery_leases.get(delivery_id, ("",))[0] != owner:
+                return False
+            del self._delivery_leases[delivery_id]
+            if record is not None:
+                self._deliveries[delivery_id] = json.dumps(record)
+            self._delivery_done[delivery_id] = None
+            while len(self._delivery_done) > DELIVERY_LOG_SIZE:
+                oldest, _ = self._delivery_done.popitem(last=False)
+                self._deliveries.pop(oldest, None)
+                self._delivery_order.pop(oldest, None)
+            return True
+
+    async def take_expired(self, now: float, owner: str, lease: float, limit: int = 100) -> list[tuple[str, dict | None]]:
+        taken: list[tuple[str, dict | None]] = []
+        with self._lock:
+            expired = sorted((until, delivery_id) for delivery_id, (_, until) in self._delivery_leases.items()
+                             if until <= now)[:limit]
+            for _, delivery_id in expired:
+                self._delivery_leases[delivery_id] = (owner, now + lease)
+                taken.append((delivery_id, decode_record(self._deliveries.get(delivery_id))))
+        return taken
+
+    async def deliveries(self) -> list[dict]:
+        with self._lock:
+            newest_first = sorted(self._delivery_order, key=self._delivery_order.__getitem__, reverse=True)
+            found = [decode_record(self._deliveries.get(delivery_id)) for delivery_id in newest_first]
+        return [record for record in found if record is not None]
+
+    async def delivery(self, delivery_id: str) -> dict | None:
+        with self._lock:
+            return decode_record(self._deliveries.get(delivery_id))
 
     async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
         with self._lock:
@@ -614,6 +732,8 @@ class InMemoryStore:
             self._accounts, self._credentials = accounts, credentials
             self._requests, self._requests_by_account, self._claimed_keys = requests, by_account, claimed
             self._logs = {"outbox": outbox}
+            self._deliveries, self._delivery_order, self._delivery_leases = {}, {}, {}
+            self._delivery_done = OrderedDict()  # the old state's deliveries go (as the dispatcher's do)
             self._clock, self._due, self._due_order = clock, due, order
             self._changed()
 
