@@ -250,6 +250,8 @@ class SandboxApp:
                 logger.warning("the shared store cannot be reached yet (%s): the sandbox answers 503 until it is", exc)
         if self.settings.store_url is not None:  # news from the other processes sharing the store
             tasks.append(asyncio.create_task(self.namespaces.shared.bus.run(self._hear, self._reconnected, stop)))
+            # leases of the webhook deliveries this process attempts; those of a dead one taken over
+            tasks.append(asyncio.create_task(_tend_deliveries(self.namespaces, self.settings.webhook_lease / 3, stop)))
         for sandbox in self.namespaces:
             await sandbox.wake()  # due work already stored (a state file) gets its timer
         # The build takes most of a second of CPU in a thread that shares the interpreter's lock with
@@ -334,6 +336,23 @@ class SandboxApp:
                 logger.error("the state could not be saved to %s: %s", path, exc)
                 continue
             self._saved = seen
+
+
+async def _tend_deliveries(namespaces: Namespaces, every: float, stop: asyncio.Event) -> None:
+    """Every ``every`` seconds (a third of ``--webhook-lease``), in each namespace this process
+    holds: renew the leases of its pending webhook deliveries, take over those whose process died
+    (services/kept_deliveries.py). Nothing a namespace's store or records do stops the others."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except TimeoutError:
+            for sandbox in list(namespaces):
+                try:
+                    await sandbox.tend_deliveries()
+                except StoreUnavailable as exc:  # the next turn tries again
+                    logger.warning("webhook deliveries of namespace %s wait: %s", sandbox.name, exc)
+                except Exception:  # a bug to see, not a reason to stop tending every namespace
+                    logger.exception("webhook deliveries of namespace %s could not be tended", sandbox.name)
 
 
 async def _drop_idle_namespaces(namespaces: Namespaces, stop: asyncio.Event) -> None:

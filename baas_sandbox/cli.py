@@ -213,6 +213,9 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
                             "needs BAAS_SANDBOX_MASTER_KEY); also BAAS_SANDBOX_STORE")
     serve.add_argument("--store-timeout", type=positive(float), default=2.0, metavar="SECONDS",
                        help="the longest a request waits on the shared store: past it, 503 SBX000503")
+    serve.add_argument("--webhook-lease", type=positive(float), default=10.0, metavar="SECONDS",
+                       help="with --store redis://…: how long a process holds a pending webhook delivery "
+                            "unrenewed; past it another process takes the delivery over")
     serve.add_argument("--workers", type=positive(int), default=1, metavar="N",
                        help="processes serving the port (more than 1 needs --store redis://…)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
@@ -293,6 +296,7 @@ def serve(args: argparse.Namespace) -> int:
         state_save_interval=args.state_save_interval,
         store_url=None if args.store == "memory" else args.store,
         store_timeout=args.store_timeout,
+        webhook_lease=args.webhook_lease,
     )
     try:
         app = create_app(settings)

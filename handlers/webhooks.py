@@ -31,16 +31,16 @@ async def delete_subscription(subscription_id: str):
 
 
 async def list_deliveries(state: str | None = None, event_type: str | None = None):
-    deliveries = [d.as_dict() for d in reversed(current_sandbox().webhooks.deliveries())
-                  if (state is None or d.state == state) and (event_type is None or d.event_type == event_type)]
+    deliveries = [d for d in await current_sandbox().webhook_deliveries()
+                  if (state is None or d["state"] == state) and (event_type is None or d["event_type"] == event_type)]
     return {"deliveries": deliveries}, 200
 
 
 async def redeliver(delivery_id: str):
-    delivery = current_sandbox().webhooks.redeliver(delivery_id)
+    delivery = await current_sandbox().redeliver_webhook(delivery_id)
     if delivery is None:
         return not_found("delivery", delivery_id)
-    return delivery.as_dict(), 202
+    return delivery, 202
 
 
 def subscription_view(webhooks: WebhookDispatcher, subscription: Subscription) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import signal
@@ -392,3 +393,105 @@ def everything_stored(redis_url: str, namespace: str) -> str:
     client.close()
     assert found  # the namespace is there: the search means something
     return "\n".join(found)
+
+
+# -- webhook deliveries: one sandbox's, taken over when their process dies -----------------------------
+
+
+def _deliveries(served: Served, headers: dict) -> list[dict]:
+    answer = httpx.get(f"{served.url}/__admin/webhooks/deliveries", headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["deliveries"]
+
+
+def _publish_key_inclusion(served: Served, headers: dict) -> str:
+    """A key created, then decided (the clock moved past --activation-delay): one key_inclusion."""
+    created = httpx.post(f"{served.url}/baas/pix/keys", headers=headers,
+                         json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+    assert created.status_code == 201, created.text
+    moved = httpx.post(f"{served.url}/__admin/clock/advance", headers=headers, json={"seconds": 61})
+    assert moved.json()["jobs_run"] == 1
+    return created.json()["pix_key_request_key"]
+
+
+def test_a_pending_delivery_of_a_killed_process_is_taken_over_after_its_lease(redis_url, namespace):
+    """A's receiver is down (503), then A's retry hangs and A is SIGKILLed with the delivery
+    pending: once A's lease (1 s) expires, B takes the delivery over and goes on with its attempts,
+    same id: the receiver accepts it exactly once."""
+    options = ("--activation-delay", "60", "--webhook-backoff", "0.2", "--webhook-lease", "1")
+    with Receiver([503, "hang"]) as receiver, serving(redis_url, 2, *options) as (a, b):
+        made = httpx.post(f"{a.url}/__admin/webhooks/subscriptions", headers=namespace,
+                          json={"url": receiver.url, "events": ["key_inclusion"]})
+        assert made.status_code == 201, made.text
+        assert _deliveries(b, namespace) == []  # B holds the namespace: it tends its deliveries
+        request_key = _publish_key_inclusion(a, namespace)
+        wait_until(lambda: not receiver.answers, timeout=10)  # a 503, then an attempt left hanging
+        pending = wait_until(lambda: [d for d in _deliveries(b, namespace) if d["attempts"]], timeout=5)
+        assert [(d["state"], d["attempts"][0]["status"]) for d in pending] == [("pending", 503)]
+        a.process.send_signal(signal.SIGKILL)
+        assert a.process.wait(timeout=10) == -signal.SIGKILL
+        wait_until(receiver.accepted, timeout=15)
+        delivered = wait_until(lambda: [d for d in _deliveries(b, namespace) if d["state"] == "delivered"], timeout=5)
+        time.sleep(1.5)  # a lease more: nobody delivers it again
+        assert len(receiver.accepted()) == 1
+        accepted = receiver.accepted()[0]
+        assert accepted.headers["X-Sandbox-Delivery"] == pending[0]["id"] == delivered[0]["id"]
+        assert accepted.body["pix_key_request_key"] == request_key
+        statuses = [attempt["status"] for attempt in delivered[0]["attempts"]]
+        assert statuses[0] == 503 and statuses[-1] == 200  # the attempts went on from A's
+
+
+def test_both_processes_show_the_same_deliveries_and_either_redelivers(pair, namespace):
+    a, b = pair
+    with Receiver() as receiver:
+        made = httpx.post(f"{a.url}/__admin/webhooks/subscriptions", headers=namespace,
+                          json={"url": receiver.url, "events": ["key_inclusion"]})
+        assert made.status_code == 201, made.text
+        _publish_key_inclusion(a, namespace)
+        _publish_key_inclusion(a, namespace)
+        wait_until(lambda: len(receiver.accepted()) == 2, timeout=10)
+        on_a = wait_until(lambda: [d for d in _deliveries(a, namespace) if d["state"] == "delivered"][1:] and
+                          _deliveries(a, namespace), timeout=5)
+        assert [d["state"] for d in on_a] == ["delivered", "delivered"]
+        assert _deliveries(b, namespace) == on_a  # newest first, on both
+        assert on_a[0]["id"] == receiver.accepted()[1].headers["X-Sandbox-Delivery"]
+        redelivered = httpx.post(f"{b.url}/__admin/webhooks/deliveries/{on_a[1]['id']}/redeliver", headers=namespace)
+        assert redelivered.status_code == 202, redelivered.text
+        assert redelivered.json()["id"] == on_a[1]["id"]
+        wait_until(lambda: len(receiver.accepted()) == 3, timeout=10)
+        assert receiver.accepted()[2].headers["X-Sandbox-Delivery"] == on_a[1]["id"]
+        again = wait_until(lambda: [d for d in _deliveries(a, namespace)
+                                    if d["id"] == on_a[1]["id"] and len(d["attempts"]) == 2
+                                    and d["state"] == "delivered"], timeout=5)
+        assert [d["id"] for d in _deliveries(b, namespace)] == [d["id"] for d in on_a]  # in its place
+        assert again
+        missing = httpx.post(f"{a.url}/__admin/webhooks/deliveries/nope/redeliver", headers=namespace)
+        assert missing.status_code == 404
+
+
+def test_a_corrupt_delivery_record_does_not_stop_the_takeover(pair, namespace, redis_url):
+    """Records nobody can read (not JSON, not a delivery, sealed under another key) whose lease
+    expired are logged and left as they are; the processes go on tending and answering."""
+    import redis
+
+    a, b = pair
+    assert _deliveries(a, namespace) == [] and _deliveries(b, namespace) == []  # both hold it
+    prefix = f"sbx:{{{namespace['X-Sandbox-Namespace']}}}:"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        junk = {"bad-json": "{", "bad-shape": '{"delivery": 1}', "bad-secret": json.dumps(
+            {"delivery": {"id": "bad-secret"}, "seq": 1, "tries": 0, "sealed_secret": "AAAA"})}
+        for order, (delivery_id, text) in enumerate(junk.items()):
+            client.hset(prefix + "deliveries", delivery_id, text)
+            client.zadd(prefix + "delivery_order", {delivery_id: order})
+            client.zadd(prefix + "delivery_leases", {delivery_id: 0})
+            client.hset(prefix + "delivery_owners", delivery_id, "dead")
+        wait_until(lambda: client.zcard(prefix + "delivery_leases") == 0, timeout=40)  # every 10/3 s
+    finally:
+        client.close()
+    assert _deliveries(a, namespace) == []  # unreadable: not listed
+    assert httpx.post(f"{b.url}/__admin/webhooks/deliveries/bad-json/redeliver", headers=namespace).status_code == 404
+    assert a.process.poll() is None and b.process.poll() is None
+    logs = a.log() + b.log()
+    assert all(f"webhook delivery '{delivery_id}' of namespace" in logs for delivery_id in junk)
+    assert "cannot be taken over" in logs and "Traceback" not in logs

@@ -70,9 +70,10 @@ class DeliveryLane:
 
     # -- what the dispatcher asks -----------------------------------------------------------------
 
-    def enqueue(self, delivery: Delivery) -> None:
+    def enqueue(self, delivery: Delivery, tries: int = 0) -> None:
+        """``tries``: attempts its series has had already (one taken over from another process)."""
         self.pending[delivery.id] = delivery
-        self._start_series(delivery)
+        self._start_series(delivery, tries)
         if len(self.pending) > self.policy.queue_size:
             self._drop_oldest()
         self._spawn()
@@ -88,6 +89,21 @@ class DeliveryLane:
             retry.cancel()
         self._start_series(delivery)
         self._spawn()
+
+    def tries(self, delivery_id: str) -> int:
+        """Attempts of the delivery's current series so far (0 for one not pending here)."""
+        return self._tries.get(delivery_id, 0)
+
+    def forget(self, delivery_id: str) -> None:
+        """Stop attending to a pending delivery without finishing it: another process holds it now
+        (took it over, or redelivers it). An attempt in flight ends; nothing follows it."""
+        if self.pending.pop(delivery_id, None) is None:
+            return
+        self._queued.discard(delivery_id)
+        self._tries.pop(delivery_id, None)
+        retry = self._retries.pop(delivery_id, None)
+        if retry is not None:
+            retry.cancel()
 
     def circuit(self) -> str:
         return self.breaker.state(self._loop.time())
@@ -110,8 +126,8 @@ class DeliveryLane:
 
     # -- scheduling -------------------------------------------------------------------------------
 
-    def _start_series(self, delivery: Delivery) -> None:
-        self._tries[delivery.id] = 0
+    def _start_series(self, delivery: Delivery, tries: int = 0) -> None:
+        self._tries[delivery.id] = tries
         if delivery.id not in self._in_flight:
             self._queue(delivery)
 

@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from baas_sandbox.adapters.delivery_lane import DeliveryLane
 from baas_sandbox.adapters.loop_share import LoopShare
@@ -128,6 +128,15 @@ class Delivery:
         return self._payload
 
 
+def delivery_from(data: dict, secret: str, seq: int) -> Delivery:
+    """A delivery from its ``as_dict()`` (kept by another process), signed with ``secret``.
+    Raises ``KeyError``, ``TypeError`` or ``ValueError`` when ``data`` is not one."""
+    attempts = [Attempt(str(a["at"]), a["status"], a["error"], float(a["duration_ms"])) for a in data["attempts"]]
+    return Delivery(id=str(data["id"]), subscription_id=str(data["subscription_id"]), url=str(data["url"]),
+                    event_type=str(data["event_type"]), body=data["body"], created_at=str(data["created_at"]),
+                    secret=secret, state=str(data["state"]), attempts=attempts, reason=data["reason"], seq=int(seq))
+
+
 def subscription_problem(url: str, events: list[str], known_events: frozenset[str],
                          allowed_hosts: tuple[str, ...], own_ports: Collection[int] = ()) -> tuple[str, str] | None:
     """(field, problem) when a subscription cannot be accepted, else None. ``own_ports``: where the
@@ -182,6 +191,24 @@ class DeliveryGate:
         return asyncio.get_running_loop().create_task(self.share.run(work))
 
 
+class DeliveryKeeper(Protocol):
+    """Told of each delivery's life, to keep it beyond this process (the ``Sandbox``, which owns the
+    store, the vault and the clock: ``Sandbox.keep_deliveries``). Called synchronously, in order;
+    a keeper queues its writes and must not raise."""
+
+    def queued(self, delivery: Delivery) -> None:
+        """A new delivery, before its first attempt."""
+
+    def attempted(self, delivery: Delivery, tries: int) -> None:
+        """An attempt failed and another will follow: ``tries`` attempts in its series so far."""
+
+    def finished(self, delivery: Delivery) -> None:
+        """Delivered or failed: nothing more will be attempted (unless redelivered)."""
+
+    def dropped(self) -> None:
+        """Every pending delivery was thrown away (a reset): none of them is to be kept any more."""
+
+
 class WebhookDispatcher:
     """One namespace's subscriptions and deliveries. ``gate`` is the process's (shared by every
     namespace: the bound on attempts in flight and the loop share are the server's); ``clock`` is
@@ -206,6 +233,8 @@ class WebhookDispatcher:
         self._seq = itertools.count(1)
         self._gate: DeliveryGate | None = None
         self._stopping: set[asyncio.Task] = set()  # workers cancelled by a reset, closing their sockets
+        #: Keeps each delivery where other processes see it (None: this process's memory only).
+        self.keeper: DeliveryKeeper | None = None
 
     # -- subscriptions ----------------------------------------------------------------------------
 
@@ -252,6 +281,8 @@ class WebhookDispatcher:
                 delivery = Delivery(id=new_id(), subscription_id=subscription.id, url=subscription.url,
                                     event_type=event_type, body=body, created_at=timestamp(self._clock()),
                                     secret=subscription.secret, seq=next(self._seq))
+                if self.keeper is not None:
+                    self.keeper.queued(delivery)  # before the lane sees it: it may end at once
                 self._enqueue(delivery)
                 made.append(delivery)
         return made
@@ -280,11 +311,42 @@ class WebhookDispatcher:
             lane.restart(delivery)
         return delivery
 
+    def resume(self, delivery: Delivery, tries: int = 0) -> None:
+        """Go on with a pending delivery this process has just taken from another one (its lease
+        expired, or a redelivery): queued in its subscription's lane, its series ``tries`` in."""
+        delivery.state, delivery.reason = "pending", None
+        self._finished.pop(delivery.id, None)
+        for lane in self._lanes.values():
+            lane.forget(delivery.id)  # an older copy held here: the new one replaces it
+        lane = self._lane(delivery.subscription_id)
+        if lane is None:
+            self._fail_unsent(delivery)
+        else:
+            lane.enqueue(delivery, tries)
+
+    def holds(self, delivery_id: str) -> bool:
+        """Whether the delivery is pending in one of this process's lanes."""
+        return any(delivery_id in lane.pending for lane in self._lanes.values())
+
+    def pending_ids(self) -> list[str]:
+        """The deliveries pending here (whose leases this process renews)."""
+        return [delivery_id for lane in self._lanes.values() for delivery_id in lane.pending]
+
+    def abandon(self, delivery_ids: Collection[str]) -> None:
+        """Stop attending to these pending deliveries, unfinished: another process holds them now."""
+        for lane in list(self._lanes.values()):
+            for delivery_id in delivery_ids:
+                lane.forget(delivery_id)
+        for subscription_id in list(self._lanes):
+            self._forget_lane_if_idle(subscription_id)
+
     def reset(self, subscriptions: list[Subscription]) -> None:
         """Back to these subscriptions (the fixtures'), with their ids and secrets unchanged, and
         nothing pending: every lane, worker, timer and connection of before is dropped."""
         self._stop_lanes()
         self._finished.clear()
+        if self.keeper is not None:
+            self.keeper.dropped()
         self._gate = None  # a fresh semaphore and share (unless the process's): nothing of a jammed past
         # carries over
         self._subscriptions = {s.id: Subscription(s.id, s.url, list(s.events), s.secret, s.created_at)
@@ -326,6 +388,8 @@ class WebhookDispatcher:
         self._finished[delivery.id] = delivery
         if len(self._finished) > DELIVERY_LOG_SIZE:
             self._finished.popitem(last=False)
+        if self.keeper is not None:
+            self.keeper.finished(delivery)
         if subscription_id not in self._subscriptions:
             self._forget_lane_if_idle(subscription_id)
 
@@ -391,4 +455,9 @@ class WebhookDispatcher:
         attempt = Attempt(at, status, error, round((time.perf_counter() - started) * 1000, 3))
         delivery.attempts.append(attempt)
         del delivery.attempts[:-MAX_ATTEMPTS_KEPT]
+        if self.keeper is not None and not (status is not None and 200 <= status < 300):
+            lane = self._lanes.get(delivery.subscription_id)
+            tries = (lane.tries(delivery.id) if lane is not None else 0) + 1
+            if tries < self.policy.max_attempts:  # else it is finished at once: that write says it all
+                self.keeper.attempted(delivery, tries)
         return attempt, reusable, False

@@ -33,6 +33,7 @@ from baas_sandbox.domain.model import timestamp
 from baas_sandbox.http.journal import Journal, MemoryBudget
 from baas_sandbox.ids import new_id
 from baas_sandbox.scenarios.library import NamespaceScenarios, ScenarioLibrary
+from baas_sandbox.services.kept_deliveries import KeptDeliveries
 from baas_sandbox.services.data_events import SUBSCRIBABLE, data_event
 
 logger = logging.getLogger("baas_sandbox")
@@ -106,6 +107,10 @@ class Settings:
     #: seconds at most (then 503 SBX000503).
     store_url: str | None = None
     store_timeout: float = 2.0
+    #: With a shared store: seconds a process holds a pending webhook delivery without renewing its
+    #: lease (it renews every third of that); past it, another process takes the delivery over
+    #: (services/kept_deliveries.py).
+    webhook_lease: float = 10.0
 
     def subscription_problem(self, entry: dict, own_ports: Collection[int] = ()) -> tuple[str, str] | None:
         ports = {*own_ports, *([self.listen_port] if self.listen_port else [])}
@@ -147,6 +152,8 @@ class Shared:
         #: The Redis client of ``--store redis://…`` (made by ``new_store``), None until then.
         self.redis = None
         self._bus: ProcessBus | None = None
+        #: This process, as the leases of the webhook deliveries it attempts name it.
+        self.owner = self.ids()
 
     @property
     def store_kind(self) -> str:
@@ -233,6 +240,14 @@ class Sandbox:
             shared.delivery_policy, seed=self.settings.seed,
             refused=lambda url: targets_own_port(url, self.own_ports),
             gate=lambda: shared.delivery_gate, clock=self.clock, namespace=name, ids=self.ids)
+        #: With a shared store, the deliveries are kept in it (one sandbox's across its processes,
+        #: taken over when their process dies); else they live in the dispatcher only.
+        self.kept_deliveries: KeptDeliveries | None = None
+        if not isinstance(self.store, InMemoryStore):
+            self.kept_deliveries = KeptDeliveries(
+                self.webhooks, self.store, self.vault, owner=shared.owner, lease=self.settings.webhook_lease,
+                real_clock=self._real_clock, namespace=name)
+            self.webhooks.keeper = self.kept_deliveries
         now = self._real_clock()
         self.created_at = now
         self.last_used = now  # real time: what the idle time-out measures
@@ -509,6 +524,26 @@ class Sandbox:
             adopted.append(Subscription(entry["id"], entry["url"], list(entry["events"]), secret, entry["created_at"]))
         self.webhooks.adopt(adopted)
         self._subscriptions_version = version
+
+    # -- webhook deliveries: the dispatcher's, or the store's when it is shared ----------------------
+
+    async def webhook_deliveries(self) -> list[dict]:
+        """Newest first: this process's (memory store), or every process's (a shared store)."""
+        if self.kept_deliveries is None:
+            return [delivery.as_dict() for delivery in reversed(self.webhooks.deliveries())]
+        return await self.kept_deliveries.deliveries()
+
+    async def redeliver_webhook(self, delivery_id: str) -> dict | None:
+        """Send a delivery again (from this process, whichever one attempted it); None: none."""
+        if self.kept_deliveries is None:
+            delivery = self.webhooks.redeliver(delivery_id)
+            return None if delivery is None else delivery.as_dict()
+        return await self.kept_deliveries.redeliver(delivery_id)
+
+    async def tend_deliveries(self) -> None:
+        """Renew this process's delivery leases and take over the expired ones (shared store only)."""
+        if self.kept_deliveries is not None:
+            await self.kept_deliveries.tend()
 
     def hear(self, topic: str, payload: dict) -> None:
         """News from another process sharing the store (``adapters/process_bus.py``)."""
