@@ -32,6 +32,7 @@ from tests.test_store_contract import (
     approved,
     claimant_claim,
     delete,
+    delivery_record,
     dict_entry,
     key_request,
     new_claim,
@@ -103,6 +104,9 @@ async def every_step(store: RedisStore, fixtures) -> None:
     await store.schedule(DueJob(T0 + dt.timedelta(days=1), "k", "b"))
     await store.take_due(T0)
     await store.replace(await store.export())
+    for delivery_id in ("d1", "d2"):
+        await store.keep_delivery(delivery_record(delivery_id), "A", 1.0, "new")
+    await store.finish_delivery("d1", None, "A")
     await store.setup_finished()
 
 

@@ -421,13 +421,14 @@ def test_a_pending_delivery_of_a_killed_process_is_taken_over_after_its_lease(re
     options = ("--activation-delay", "60", "--webhook-backoff", "0.2", "--webhook-lease", "1")
     with Receiver([503, "hang"]) as receiver, serving(redis_url, 2, *options) as (a, b):
         made = httpx.post(f"{a.url}/__admin/webhooks/subscriptions", headers=namespace,
-                          json={"url": receiver.url, "events": ["key_inclusion"]})
+                          json={"url": receiver.url, "events": ["key_inclusion"], "secret": "whsec_takeover"})
         assert made.status_code == 201, made.text
         assert _deliveries(b, namespace) == []  # B holds the namespace: it tends its deliveries
         request_key = _publish_key_inclusion(a, namespace)
         wait_until(lambda: not receiver.answers, timeout=10)  # a 503, then an attempt left hanging
         pending = wait_until(lambda: [d for d in _deliveries(b, namespace) if d["attempts"]], timeout=5)
         assert [(d["state"], d["attempts"][0]["status"]) for d in pending] == [("pending", 503)]
+        assert "whsec_takeover" not in everything_stored(redis_url, namespace["X-Sandbox-Namespace"])  # sealed
         a.process.send_signal(signal.SIGKILL)
         assert a.process.wait(timeout=10) == -signal.SIGKILL
         wait_until(receiver.accepted, timeout=15)

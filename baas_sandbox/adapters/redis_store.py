@@ -524,7 +524,7 @@ for _, name in ipairs({'accounts', 'account_order', 'requests', 'holders', 'keyl
                        'indexed', 'creds', 'cred_order', 'dict', 'dict_order', 'buckets', 'claims',
                        'open_claims', 'log_kinds', 'clock', 'due', 'scenarios', 'rule_counts',
                        'subscriptions', 'deliveries', 'delivery_order', 'delivery_owners',
-                       'delivery_leases', 'delivery_done'}) do
+                       'delivery_leases', 'delivery_done', 'delivery_seq'}) do
   redis.call('UNLINK', prefix .. name)
 end
 for _, name in ipairs({'subscriptions_version'}) do  -- moves on: a process holding the old ones sees it
