@@ -64,6 +64,8 @@ class KeptDeliveries:
         #: The deliveries whose lease this process holds, as far as it knows (what ``tend`` renews:
         #: not one whose first write is still queued).
         self._held: set[str] = set()
+        #: Pending here, but their first write did not reach the store (it was unreachable).
+        self._unkept: set[str] = set()
         #: Moves with each reset: a write queued before it is not made after it.
         self._generation = 0
 
@@ -80,8 +82,9 @@ class KeptDeliveries:
 
         async def finish() -> None:
             if generation == self._generation:
-                await self._store.finish_delivery(delivery.id, record, self.owner)
                 self._held.discard(delivery.id)
+                self._unkept.discard(delivery.id)
+                await self._store.finish_delivery(delivery.id, record, self.owner)
 
         self._queue(finish)
 
@@ -89,6 +92,7 @@ class KeptDeliveries:
         self._generation += 1
         self._writes.clear()
         self._held.clear()
+        self._unkept.clear()
 
     # -- what the sandbox asks --------------------------------------------------------------------
 
@@ -183,8 +187,22 @@ class KeptDeliveries:
             if generation != self._generation:
                 return
             until = self._real_clock().timestamp() + until_lease
-            if await self._store.keep_delivery(record, self.owner, until, mode):
+            # One whose first write failed (the store was unreachable) is kept as new at its next
+            # write: an outage must not make this process give up a delivery nobody else knows of.
+            modes = ["new", "mine"] if delivery.id in self._unkept and mode == "mine" else [mode]
+            try:
+                kept = False
+                for each in modes:
+                    kept = await self._store.keep_delivery(record, self.owner, until, each)
+                    if kept:
+                        break
+            except StoreUnavailable:
+                if mode == "new":
+                    self._unkept.add(delivery.id)
+                raise
+            if kept:
                 self._held.add(delivery.id)
+                self._unkept.discard(delivery.id)
             else:
                 logger.warning("webhook delivery %s of namespace %s is held by another process now: "
                                "this one stops attempting it", delivery.id, self._namespace)
@@ -194,6 +212,7 @@ class KeptDeliveries:
 
     def _let_go(self, delivery_ids: list[str]) -> None:
         self._held.difference_update(delivery_ids)
+        self._unkept.difference_update(delivery_ids)
         self._dispatcher.abandon(delivery_ids)
 
     def _queue(self, write: Callable[[], Awaitable[None]]) -> None:
