@@ -9,9 +9,14 @@ from Python's own generator, seeded once from the operating system.
 
 from __future__ import annotations
 
+import os
 import random
 
-_random_bits = random.Random().getrandbits  # its own generator: seeding the global one elsewhere changes nothing here
+_generator = random.Random()  # its own generator: seeding the global one elsewhere changes nothing here
+_random_bits = _generator.getrandbits
+# A forked process (``serve --workers``) would go on with its parent's state, and every worker would
+# make the same ids: each child seeds its own again (the random module does so for its global one only).
+os.register_at_fork(after_in_child=_generator.seed)
 
 _VERSION_4 = 0x4 << 76
 _VARIANT_RFC_4122 = 0x2 << 62
