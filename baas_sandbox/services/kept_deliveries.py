@@ -104,6 +104,7 @@ class KeptDeliveries:
         now = self._real_clock().timestamp()
         held = [delivery_id for delivery_id in self._dispatcher.pending_ids() if delivery_id in self._held]
         lost = await self._store.renew_deliveries(held, self.owner, now + self.lease)
+        lost = [delivery_id for delivery_id in lost if self._dispatcher.holds(delivery_id)]  # not just finished
         if lost:
             logger.warning("webhook deliveries %s of namespace %s are held by another process now: "
                            "this one stops attempting them", ", ".join(lost), self._namespace)

@@ -8,6 +8,9 @@ import base64
 import contextlib
 import datetime as dt
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,8 +155,16 @@ class Shared:
         #: The Redis client of ``--store redis://…`` (made by ``new_store``), None until then.
         self.redis = None
         self._bus: ProcessBus | None = None
-        #: This process, as the leases of the webhook deliveries it attempts name it.
-        self.owner = self.ids()
+        self._owner: tuple[int, str] | None = None
+
+    @property
+    def owner(self) -> str:
+        """This process, as the leases of the webhook deliveries it attempts name it: made in the
+        process that serves (``--workers`` forks after this object is built), unique to it."""
+        pid = os.getpid()
+        if self._owner is None or self._owner[0] != pid:
+            self._owner = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}")
+        return self._owner[1]
 
     @property
     def store_kind(self) -> str:
