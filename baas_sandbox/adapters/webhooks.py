@@ -193,7 +193,7 @@ class DeliveryGate:
 
 class DeliveryKeeper(Protocol):
     """Told of each delivery's life, to keep it beyond this process (the ``Sandbox``, which owns the
-    store, the vault and the clock: ``Sandbox.keep_deliveries``). Called synchronously, in order;
+    store, the vault and the clock: ``services/kept_deliveries.py``). Called synchronously, in order;
     a keeper queues its writes and must not raise."""
 
     def queued(self, delivery: Delivery) -> None:
