@@ -416,9 +416,9 @@ def _publish_key_inclusion(served: Served, headers: dict) -> str:
 
 def test_a_pending_delivery_of_a_killed_process_is_taken_over_after_its_lease(redis_url, namespace):
     """A's receiver is down (503), then A's retry hangs and A is SIGKILLed with the delivery
-    pending: once A's lease (1 s) expires, B takes the delivery over and goes on with its attempts,
+    pending: once A's lease (2 s) expires, B takes the delivery over and goes on with its attempts,
     same id: the receiver accepts it exactly once."""
-    options = ("--activation-delay", "60", "--webhook-backoff", "0.2", "--webhook-lease", "1")
+    options = ("--activation-delay", "60", "--webhook-backoff", "0.2", "--webhook-lease", "2")
     with Receiver([503, "hang"]) as receiver, serving(redis_url, 2, *options) as (a, b):
         made = httpx.post(f"{a.url}/__admin/webhooks/subscriptions", headers=namespace,
                           json={"url": receiver.url, "events": ["key_inclusion"], "secret": "whsec_takeover"})
@@ -433,7 +433,7 @@ def test_a_pending_delivery_of_a_killed_process_is_taken_over_after_its_lease(re
         assert a.process.wait(timeout=10) == -signal.SIGKILL
         wait_until(receiver.accepted, timeout=15)
         delivered = wait_until(lambda: [d for d in _deliveries(b, namespace) if d["state"] == "delivered"], timeout=5)
-        time.sleep(1.5)  # a lease more: nobody delivers it again
+        time.sleep(2.5)  # a lease more: nobody delivers it again
         assert len(receiver.accepted()) == 1
         accepted = receiver.accepted()[0]
         assert accepted.headers["X-Sandbox-Delivery"] == pending[0]["id"] == delivered[0]["id"]
