@@ -194,6 +194,9 @@ def test_a_redis_outage_answers_503_in_bounded_time_and_heals():
                     break
                 time.sleep(0.1)
             assert healed is not None and healed.status_code == 200, healed.text if healed else None
+            # the restarted Redis is empty: the namespace is made again from the fixtures
+            listed = httpx.get(f"{served.url}/baas/pix/keys", headers=headers, params={"account_key": SEED_ACCOUNT})
+            assert listed.status_code == 200, listed.text
     finally:
         redis.stop()
 
@@ -392,3 +395,17 @@ def everything_stored(redis_url: str, namespace: str) -> str:
     client.close()
     assert found  # the namespace is there: the search means something
     return "\n".join(found)
+
+
+def test_a_namespace_dropped_through_one_process_is_made_again_from_the_fixtures_on_the_other(pair, namespace):
+    a, b = pair
+    created = httpx.post(f"{a.url}/baas/pix/keys", headers=namespace,
+                         json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+    assert created.status_code == 201
+    before = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": SEED_ACCOUNT})
+    assert created.json()["pix_key_request_key"] in [k["pix_key_request_key"] for k in before.json()["pix_keys"]]
+    name = namespace["X-Sandbox-Namespace"]
+    assert httpx.delete(f"{a.url}/__admin/namespaces/{name}").status_code == 204
+    listed = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": SEED_ACCOUNT})
+    assert listed.status_code == 200  # the fixtures again: the dropped key is gone
+    assert created.json()["pix_key_request_key"] not in [k["pix_key_request_key"] for k in listed.json()["pix_keys"]]

@@ -101,7 +101,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import NoScriptError, WatchError
 
 from baas_sandbox.adapters import state_codec as codec
-from baas_sandbox.adapters.repository import LOG_SIZE, AccountAlreadyExists, KeyAlreadyInDict, StoreUnavailable
+from baas_sandbox.adapters.repository import (
+    LOG_SIZE,
+    AccountAlreadyExists,
+    KeyAlreadyInDict,
+    SettleView,
+    StoreUnavailable,
+)
 from baas_sandbox.clock import REAL_TIME, ClockSetting
 from baas_sandbox.domain import errors
 from baas_sandbox.domain.antiscan import TokenBucket
@@ -565,14 +571,16 @@ class RedisStore:
 
     # -- what each request reads first; the scenarios' switches and counts ----------------------------
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
+    async def settle_view(self) -> SettleView:
         keys = self._keys
         async with self._client.pipeline(transaction=False) as pipe:  # one round trip, read only
-            clock, first, active, version = await (pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios)
-                                                   .get(keys.subscriptions_version).execute())
-        return (REAL_TIME if clock is None else codec.decode_clock(json.loads(clock)),
-                _decode_due(first[0]).due_at if first else None,
-                None if active is None else json.loads(active), int(version or 0))
+            clock, first, active, version, setup = await (
+                pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios)
+                .get(keys.subscriptions_version).get(keys.setup).execute())
+        return SettleView(REAL_TIME if clock is None else codec.decode_clock(json.loads(clock)),
+                          _decode_due(first[0]).due_at if first else None,
+                          None if active is None else json.loads(active), int(version or 0),
+                          present=setup is not None)
 
     async def save_subscription(self, subscription: dict) -> None:
         keys = self._keys
