@@ -409,3 +409,55 @@ def test_a_namespace_dropped_through_one_process_is_made_again_from_the_fixtures
     listed = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": SEED_ACCOUNT})
     assert listed.status_code == 200  # the fixtures again: the dropped key is gone
     assert created.json()["pix_key_request_key"] not in [k["pix_key_request_key"] for k in listed.json()["pix_keys"]]
+
+
+def test_the_namespaces_are_every_process_s_listed_and_swept_together():
+    """The registry in Redis: the list and the idle sweep count every process's namespaces. (A
+    Redis of its own: a sweep after one idle second would take other tests' namespaces.)"""
+    redis = RedisServer()
+    redis.start()
+    try:
+        _listed_and_swept(redis.url)
+    finally:
+        redis.stop()
+
+
+def _listed_and_swept(redis_url: str) -> None:
+    prefix = f"reg-{uuid.uuid4().hex[:8]}"
+    with serving(redis_url, 2, "--max-namespaces", "1000", "--namespace-idle-ttl", "1") as (a, b):
+        for index in range(2):
+            made = httpx.get(f"{a.url}/baas/pix/keys", params={"account_key": SEED_ACCOUNT},
+                             headers={**ORG_A, "X-Sandbox-Namespace": f"{prefix}-{index}"})
+            assert made.status_code == 200
+        listed = {n["name"]: n for n in httpx.get(f"{b.url}/__admin/namespaces").json()["namespaces"]}
+        assert {f"{prefix}-0", f"{prefix}-1", "default"} <= set(listed)
+        assert listed[f"{prefix}-0"]["accounts"] > 0
+        # idle for a second: swept by a process, state and all (the default namespace stays)
+        wait_until(lambda: not {f"{prefix}-0", f"{prefix}-1"} & {
+            n["name"] for n in httpx.get(f"{b.url}/__admin/namespaces").json()["namespaces"]}, timeout=10)
+        assert everything_stored_keys(redis_url, f"{prefix}-0") == []
+
+
+def test_the_namespace_cap_counts_every_process(redis_url):
+    redis = RedisServer()  # a Redis of its own: the cap counts every namespace in it
+    redis.start()
+    try:
+        with serving(redis.url, 2, "--max-namespaces", "3", "--namespace-idle-ttl", "0") as (a, b):
+            for name in ("one", "two"):  # with the default one: three
+                assert httpx.get(f"{a.url}/__admin/health", headers={"X-Sandbox-Namespace": name}).status_code == 200
+            refused = httpx.get(f"{b.url}/__admin/health", headers={"X-Sandbox-Namespace": "three"})
+            assert (refused.status_code, refused.json()["code"]) == (429, "SBX000429")
+            joined = httpx.get(f"{b.url}/__admin/health", headers={"X-Sandbox-Namespace": "two"})
+            assert joined.status_code == 200  # another process's namespace is joined, not made
+    finally:
+        redis.stop()
+
+
+def everything_stored_keys(redis_url: str, namespace: str) -> list[str]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return list(client.scan_iter(match=f"sbx:{{{namespace}}}:*"))
+    finally:
+        client.close()

@@ -57,6 +57,12 @@ key                                   type     holds
 ``P subscriptions_version``           string   moves with every change of them (INCR): read by each request
 ``P journal``                         list     the latest requests, ``<id>|<JSON>`` (adapters/redis_journal.py)
 ``P journal_ids``                     string   the journal's counter (INCR): ids unique across processes
+``P journal_bytes``                   string   the bytes the journal holds (capped: redis_journal.py)
+
+Besides the namespaces' own keys, two sorted sets list them (no hash tag: each is one key, touched
+alone): ``sbx:namespaces`` (name -> when a request last used it, epoch seconds; what the idle sweep
+and ``GET /__admin/namespaces`` read, and what ``--max-namespaces`` counts) and
+``sbx:namespaces:created`` (name -> when it was made).
 ====================================  =======  =====================================================
 
 Credentials keep their sealed (AES-GCM encrypted) key in base64 and their metadata; never
@@ -88,6 +94,7 @@ import inspect
 import json
 import random
 import re
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -126,6 +133,37 @@ NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: Each lost try means another client's step on the same keys succeeded, so 64 racers on one key
 #: all finish well within it.
 WATCH_ATTEMPTS = 100
+
+#: The registry of namespaces (see the module's docstring): last used, and made, epoch seconds.
+REGISTRY = "sbx:namespaces"
+CREATED = "sbx:namespaces:created"
+
+
+async def namespaces_used(client: aioredis.Redis, before: float | None = None) -> list[tuple[str, float, float]]:
+    """The registered namespaces, as (name, last used, made), oldest used first; ``before``: only
+    those last used before then (the idle ones). An outage is ``StoreUnavailable``."""
+    try:
+        used = await client.zrangebyscore(REGISTRY, "-inf", "+inf" if before is None else f"({before}",
+                                          withscores=True)
+        made = await client.zmscore(CREATED, [name for name, _ in used]) if used else []
+    except OUTAGES as error:
+        raise StoreUnavailable(f"redis: {error}") from error
+    return [(name, at, created or at) for (name, at), created in zip(used, made, strict=True)]
+
+
+async def namespace_count(client: aioredis.Redis) -> int:
+    try:
+        return await client.zcard(REGISTRY)
+    except OUTAGES as error:
+        raise StoreUnavailable(f"redis: {error}") from error
+
+
+async def is_registered(client: aioredis.Redis, namespace: str) -> bool:
+    try:
+        return await client.zscore(REGISTRY, namespace) is not None
+    except OUTAGES as error:
+        raise StoreUnavailable(f"redis: {error}") from error
+
 
 #: Milliseconds a namespace's maker has to store its fixtures (it takes a few) before another
 #: process may take over its claim.
@@ -634,23 +672,30 @@ class RedisStore:
         return bool(await self._client.set(self._keys.setup, "loading", nx=True, px=SETUP_CLAIM_TTL_MS))
 
     async def setup_finished(self) -> None:
-        """The namespace is loaded: those that waited for it may use it."""
-        await self._client.set(self._keys.setup, "ready")
+        """The namespace is loaded: those that waited for it may use it; it is registered."""
+        now = time.time()
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(self._keys.setup, "ready").zadd(REGISTRY, {self.namespace: now})
+            await pipe.zadd(CREATED, {self.namespace: now}, nx=True).execute()
+
+    async def touch(self, at: float) -> None:
+        """A request used the namespace at ``at`` (epoch seconds): the idle sweep leaves it."""
+        await self._client.zadd(REGISTRY, {self.namespace: at}, xx=True)
 
     async def setup_state(self) -> str | None:
         """``loading`` (claimed, not finished), ``ready``, or None (nobody created it)."""
         return await self._client.get(self._keys.setup)
 
     async def drop(self) -> None:
-        """Delete every key of the namespace, ``setup`` included (found by SCAN of its prefix, so a
-        key no index names goes too)."""
-        cursor: int | str = 0
-        while True:
-            cursor, found = await self._client.scan(cursor, match=self._prefix + "*", count=1000)
-            if found:
-                await self._client.unlink(*found)
-            if int(cursor) == 0:
-                break
+        """Delete every key of the namespace, ``setup`` and its journal included, and its entry in the
+        registry: the state's keys through their indexes (``WIPE``), then the namespace's own; no
+        SCAN of the whole keyspace (a sweep of idle namespaces runs it often, on a big Redis)."""
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            await WIPE.run(pipe, keys=[keys.requests], args=[self._prefix])
+            pipe.unlink(keys.setup, keys.seq, keys.journal, keys.journal_ids, keys.journal + "_bytes",
+                        keys.subscriptions_version)
+            await pipe.zrem(REGISTRY, self.namespace).zrem(CREATED, self.namespace).execute()
         self._changed()
 
     # -- tenants (the fixtures': in process memory) -------------------------------------------------------

@@ -191,6 +191,10 @@ class SandboxStore(Protocol):
     async def ping(self) -> None:
         """Return once the store answers (``StoreUnavailable`` when it cannot): the health check."""
 
+    async def touch(self, at: float) -> None:
+        """A request used the namespace at ``at`` (epoch seconds): a shared store's idle sweep
+        (``Namespaces.drop_idle_shared``) leaves it."""
+
     async def settle_view(self) -> SettleView:
         """What every request reads first, in one step (one round trip to a shared store)."""
 
@@ -277,6 +281,9 @@ class InMemoryStore:
 
     async def ping(self) -> None:
         return None  # this process's memory always answers
+
+    async def touch(self, at: float) -> None:
+        return None  # the process's own registry (services/namespaces.py) knows when it was used
 
     async def settle_view(self) -> SettleView:
         due = self._due
