@@ -248,6 +248,8 @@ class SandboxApp:
                 await self.namespaces.get(DEFAULT)
             except StoreUnavailable as exc:  # the sandbox starts anyway, and heals: its first request makes it
                 logger.warning("the shared store cannot be reached yet (%s): the sandbox answers 503 until it is", exc)
+        if self.settings.store_url is not None:  # news from the other processes sharing the store
+            tasks.append(asyncio.create_task(self.namespaces.shared.bus.run(self._hear, self._reconnected, stop)))
         for sandbox in self.namespaces:
             await sandbox.wake()  # due work already stored (a state file) gets its timer
         # The build takes most of a second of CPU in a thread that shares the interpreter's lock with
@@ -274,6 +276,15 @@ class SandboxApp:
             await asyncio.wait_for(task, timeout=5)
         await self.namespaces.shared.close()
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _hear(self, namespace: str, topic: str, payload: dict) -> None:
+        sandbox = self.namespaces.existing(namespace)
+        if sandbox is not None:  # a namespace this process does not hold has nothing to update
+            sandbox.hear(topic, payload)
+
+    def _reconnected(self) -> None:
+        for sandbox in self.namespaces:
+            sandbox.hear("reconnected", {})
 
     # -- the state file ------------------------------------------------------------------------------
 

@@ -57,16 +57,16 @@ async def list_webhooks():
 
 
 async def list_scenarios():
-    return current_sandbox().scenarios.describe(), 200
+    return await current_sandbox().scenarios.describe(), 200
 
 
 async def set_active_scenarios(body: dict):
     scenarios = current_sandbox().scenarios
     try:
-        scenarios.activate(body["names"])
+        await scenarios.activate(body["names"])
     except UnknownScenario as exc:
         return json_response(400, {"code": "SBX000400", "message": "Invalid request", "details": f"names: {exc}"})
-    return scenarios.describe(), 200
+    return await scenarios.describe(), 200
 
 
 async def list_requests(operation_id: str | None = None, status: int | None = None, limit: int | None = None):

@@ -553,7 +553,7 @@ def test_an_unknown_scenario_at_start_is_refused():
 
 def test_every_shipped_scenario_loads_and_is_described():
     app = create_app(Settings(hot_reload=False))
-    described = app.sandbox.scenarios.describe()
+    described = run(app.sandbox.scenarios.describe())
     assert {s["name"] for s in described["scenarios"]} == {
         "provider-outage", "provider-timeout", "crypto-failure", "dict-slow", "flaky-network", "limits-reached"}
     assert all(s["description"] and s["problem"] is None for s in described["scenarios"])

@@ -213,3 +213,121 @@ def test_several_workers_need_a_shared_store():
                               capture_output=True, text=True, timeout=60)
     assert finished.returncode == 2
     assert "--workers 2 needs a shared store" in finished.stderr
+
+
+# -- processes dying, workers ------------------------------------------------------------------------
+
+
+def test_a_process_killed_during_a_load_loses_nothing_it_answered(redis_url, namespace):
+    """SIGKILL in the middle of creates: every key answered 201 is stored whole (one atomic step
+    each), as the other process shows."""
+    with serving(redis_url, 2, "--activation-delay", "60") as (a, b):
+        accounts = []
+        for index in range(10):  # legal accounts of org-a: 20 keys each
+            made = httpx.post(f"{b.url}/__admin/accounts", headers=namespace, json={
+                "owner_name": f"LOAD {index} LTDA", "owner_document_number": _cnpj(40_000_000 + index),
+                "owner_person_type": "legal", "status": "open", "tenant": "org-a"})
+            assert made.status_code == 201, made.text
+            accounts.append(made.json()["account_key"])
+        answered: list[str] = []
+
+        async def load() -> None:
+            async with httpx.AsyncClient(base_url=a.url, headers=namespace, timeout=10) as client:
+                async def one(account_key: str) -> None:
+                    try:
+                        created = await client.post("/baas/pix/keys", json={"account_key": account_key,
+                                                                            "pix_key_type": "random_key"})
+                    except httpx.HTTPError:  # the process died under it: not answered
+                        return
+                    if created.status_code == 201:
+                        answered.append(created.json()["pix_key_request_key"])
+
+                for round_ in range(40):
+                    await asyncio.gather(*(one(account) for account in accounts))
+                    if round_ == 3:
+                        a.process.send_signal(signal.SIGKILL)
+
+        asyncio.run(load())
+        assert a.process.wait(timeout=10) == -signal.SIGKILL
+        assert len(answered) >= 40  # the load ran before the kill
+        stored = set()
+        for account in accounts:
+            listed = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": account})
+            assert listed.status_code == 200
+            stored |= {key["pix_key_request_key"] for key in listed.json()["pix_keys"]}
+        assert set(answered) <= stored
+
+
+def _cnpj(base: int) -> str:
+    """A valid CNPJ from 12 digits (python-stdnum computes the check digits)."""
+    from stdnum.br import cnpj
+
+    digits = f"{base:08d}0001"
+    return digits + cnpj.calc_check_digits(digits)
+
+
+def test_two_workers_serve_one_sandbox(redis_url, namespace):
+    with serving(redis_url, 1, "--workers", "2") as (served,):
+        assert "2 workers on" in served.log()
+        body = {"account_key": NATURAL_ACCOUNT, "pix_key_type": "random_key"}
+
+        async def burst() -> list[httpx.Response]:
+            # one connection per request: the kernel spreads them over both workers
+            async def one() -> httpx.Response:
+                async with httpx.AsyncClient(base_url=served.url, headers=namespace, timeout=30) as client:
+                    return await client.post("/baas/pix/keys", json=body)
+
+            return await asyncio.gather(*(one() for _ in range(30)))
+
+        assert Counter(map(outcome, asyncio.run(burst()))) == Counter({201: 5, "PIX000014": 25})
+        health = httpx.get(f"{served.url}/__admin/health")
+        assert health.status_code == 200 and health.json()["store"] == "redis"
+
+
+def test_a_stream_on_one_process_sees_a_key_activated_on_the_other(pair, namespace):
+    a, b = pair
+    name = namespace["X-Sandbox-Namespace"]
+    seen: list[str] = []
+
+    async def watch_and_create() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with client.stream("GET", f"{b.url}/__admin/events/stream", params={"namespace": name}) as stream:
+                lines = stream.aiter_lines()
+                async for line in lines:  # the backlog, then the stream follows live
+                    if line.startswith(": following live"):
+                        break
+                created = await client.post(f"{a.url}/baas/pix/keys", headers=namespace,
+                                            json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+                request_key = created.json()["pix_key_request_key"]
+                moved = await client.post(f"{a.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61})
+                assert moved.json()["jobs_run"] == 1
+                async for line in lines:
+                    if line.startswith("event: "):
+                        seen.append(line.removeprefix("event: "))
+                    if line.startswith("data: ") and "pix_key_activated" in line and request_key in line:
+                        return
+
+    asyncio.run(asyncio.wait_for(watch_and_create(), timeout=20))
+    assert seen[0] == "pix_key_request_created" and seen[-1] == "pix_key_activated"
+
+
+def test_a_scenario_switched_on_one_process_applies_on_both_and_counts_once(pair, namespace):
+    """crypto-failure: every 2nd credential save answers EBAA0010, the others EBAA0009, counted in
+    the store: alternate processes give 0009, 0010, 0009, 0010 (counted per process they would
+    give 0009, 0009, 0010, 0010)."""
+    a, b = pair
+    switched = httpx.put(f"{a.url}/__admin/scenarios/active", headers=namespace, json={"names": ["crypto-failure"]})
+    assert switched.status_code == 200 and switched.json()["active"] == ["crypto-failure"]
+    body = {"key": "Tc84Hi3CRyAHFBNIvbc8CuSuvHuGibjf", "provider": "BTG", "type": "PIX"}
+    headers = {**namespace, "account_token": "Your account token"}
+    codes = [httpx.post(f"{served.url}/banking-auth/v1/credentials", headers=headers, json=body).json()["code"]
+             for served in (a, b, a, b)]
+    assert codes == ["EBAA0009", "EBAA0010", "EBAA0009", "EBAA0010"]
+    described = httpx.get(f"{b.url}/__admin/scenarios", headers=namespace).json()
+    rules = {r["name"]: (r["matched"], r["applied"]) for s in described["scenarios"] if s["name"] == "crypto-failure"
+             for r in s["rules"]}
+    assert rules == {"decrypt-error": (4, 2), "decrypted-value-differs": (2, 2)}
+    off = httpx.put(f"{b.url}/__admin/scenarios/active", headers=namespace, json={"names": []})
+    assert off.status_code == 200
+    saved = httpx.post(f"{a.url}/banking-auth/v1/credentials", headers=headers, json=body)
+    assert saved.status_code == 201, saved.text

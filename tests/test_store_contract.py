@@ -301,13 +301,34 @@ async def test_each_due_job_is_taken_by_one_taker(store):
     assert sorted(flat) == sorted(jobs)  # each once: none lost, none twice
 
 
-async def test_the_journal_and_the_scenario_switches_outlive_a_load(store, fixtures):
-    """A reset reloads the state; the journal shows what led to it, and the switches are the caller's."""
+async def test_the_journal_outlives_a_load(store, fixtures):
+    """A reset reloads the state; the journal shows what led to it."""
     store.journal.add({"operation_id": "list-pix-keys", "status": 200})
-    store.scenario_switches.active = ["provider-outage"]
     await store.load(fixtures.tenants, fixtures.accounts)
     assert [e["operation_id"] for e in store.journal.entries()] == ["list-pix-keys"]
-    assert store.scenario_switches.active == ["provider-outage"]
+
+
+async def test_the_scenario_switches_and_counts_are_state(store, fixtures):
+    """Which scenarios are on and how often each rule fired: read by every request (settle_view),
+    counted atomically, cleared by a load (a reset starts them again)."""
+    assert (await store.settle_view())[2] is None  # never switched: the start-up selection
+    await store.set_active_scenarios(["provider-outage"])
+    assert (await store.settle_view())[2] == ["provider-outage"]
+    fired = await race(30, lambda _i: store.count_rule("outage@abc#0", lambda nth: nth <= 3))
+    assert sorted(fired) == [(n, n <= 3) for n in range(1, 31)]  # each n once: "first: 3" fires 3 times
+    assert await store.rule_counts() == {"outage@abc#0": (30, 3)}
+    await store.set_active_scenarios(["provider-outage"], restart_counts=True)
+    assert await store.rule_counts() == {}
+    await store.count_rule("outage@abc#0", lambda nth: True)
+    await store.load(fixtures.tenants, fixtures.accounts)
+    assert (await store.settle_view())[2] is None and await store.rule_counts() == {}
+
+
+async def test_what_a_request_reads_first_is_one_view(store):
+    await store.set_clock(lambda s: s.with_frozen(True, T0))
+    await store.schedule(DueJob(T0 + dt.timedelta(seconds=5), "k", "s"))
+    setting, due, _active = await store.settle_view()
+    assert setting == await store.clock() and due == T0 + dt.timedelta(seconds=5)
 
 
 async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, new_store):

@@ -51,6 +51,8 @@ key                                   type     holds
 ``P clock``                           string   the clock setting's JSON (absent: real time)
 ``P due``                             zset     ``<instant>|<seq>|[kind, subject]``, all of score 0:
                                                lexical order is due order, ties in scheduling order
+``P scenarios``                       string   the active scenarios (JSON list; absent: never switched)
+``P rule_counts``                     hash     ``<rule id>:matched`` / ``:applied`` -> counts (HINCRBY)
 ====================================  =======  =====================================================
 
 Credentials keep their sealed (AES-GCM encrypted) key in base64 and their metadata; never
@@ -96,7 +98,6 @@ from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
 from baas_sandbox.http.journal import Journal, MemoryBudget
-from baas_sandbox.scenarios.library import ScenarioSwitches
 
 T = TypeVar("T")
 
@@ -374,7 +375,7 @@ drop_each('indexed', {'account_requests:', 'account_claims:'}, 'SMEMBERS')
 drop_each('log_kinds', {'log:'}, 'SMEMBERS')
 for _, name in ipairs({'accounts', 'account_order', 'requests', 'holders', 'keyless', 'places',
                        'indexed', 'creds', 'cred_order', 'dict', 'dict_order', 'buckets', 'claims',
-                       'open_claims', 'log_kinds', 'clock', 'due'}) do
+                       'open_claims', 'log_kinds', 'clock', 'due', 'scenarios', 'rule_counts'}) do
   redis.call('UNLINK', prefix .. name)
 end
 """
@@ -397,6 +398,7 @@ class _Keys:
         self.buckets = p + "buckets"
         self.claims, self.open_claims = p + "claims", p + "open_claims"
         self.log_kinds, self.clock, self.due = p + "log_kinds", p + "clock", p + "due"
+        self.scenarios, self.rule_counts = p + "scenarios", p + "rule_counts"
 
     def request(self, request_key: str) -> str:
         return f"{self.prefix}req:{request_key}"
@@ -468,7 +470,6 @@ class RedisStore:
         self.namespace = namespace
         self._keys = keys = _Keys(namespace)
         self.journal = Journal(journal_size, journal_budget)
-        self.scenario_switches = ScenarioSwitches()
         self._tenants: dict[str, Tenant] = {}
         self._tenants_by_token: dict[str, Tenant] = {}
         self._revision = 0
@@ -500,6 +501,40 @@ class RedisStore:
 
     async def ping(self) -> None:
         await self._client.ping()
+
+    # -- what each request reads first; the scenarios' switches and counts ----------------------------
+
+    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None]:
+        keys = self._keys
+        async with self._client.pipeline(transaction=False) as pipe:  # one round trip, read only
+            clock, first, active = await pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios).execute()
+        return (REAL_TIME if clock is None else codec.decode_clock(json.loads(clock)),
+                _decode_due(first[0]).due_at if first else None,
+                None if active is None else json.loads(active))
+
+    async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(keys.scenarios, _dumps(list(names)))
+            if restart_counts:
+                pipe.unlink(keys.rule_counts)
+            await pipe.execute()
+        self._changed()
+
+    async def count_rule(self, rule_id: str, fires: Callable[[int], bool]) -> tuple[int, bool]:
+        # HINCRBY is atomic: each racing caller gets its own n, so "first: N" fires for exactly N of
+        # them; whether the n-th fires depends on n only (or on this process's random source).
+        matched = await self._client.hincrby(self._keys.rule_counts, rule_id + ":matched", 1)
+        applied = fires(matched)
+        if applied:
+            await self._client.hincrby(self._keys.rule_counts, rule_id + ":applied", 1)
+        return matched, applied
+
+    async def rule_counts(self) -> dict[str, tuple[int, int]]:
+        counted = await self._client.hgetall(self._keys.rule_counts)
+        rules = {field.rpartition(":")[0] for field in counted}
+        return {rule: (int(counted.get(rule + ":matched", 0)), int(counted.get(rule + ":applied", 0)))
+                for rule in rules}
 
     async def setup_claim(self) -> bool:
         """True for the one caller that must load (and seed) the namespace: SET NX of ``setup``.

@@ -30,7 +30,6 @@ from baas_sandbox.domain.antiscan import TokenBucket
 from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus
 from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
 from baas_sandbox.http.journal import Journal, MemoryBudget
-from baas_sandbox.scenarios.library import ScenarioSwitches
 
 T = TypeVar("T")
 
@@ -56,8 +55,6 @@ class SandboxStore(Protocol):
 
     #: The request journal: the latest requests, bounded; a reset keeps it.
     journal: Journal
-    #: The active scenarios and each rule's count (a reset starts them again).
-    scenario_switches: ScenarioSwitches
 
     async def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         """Drop everything and start again from these tenants and accounts."""
@@ -177,6 +174,20 @@ class SandboxStore(Protocol):
     async def ping(self) -> None:
         """Return once the store answers (``StoreUnavailable`` when it cannot): the health check."""
 
+    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None]:
+        """What every request reads first, in one step (one round trip to a shared store): the clock
+        setting, when the earliest job falls due, the active scenarios (None: never switched)."""
+
+    async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
+        """Switch exactly these scenarios on (``load`` clears them: never switched again)."""
+
+    async def count_rule(self, rule_id: str, fires: Callable[[int], bool]) -> tuple[int, bool]:
+        """Count one more match of the rule and whether it applies (``fires(nth match)``), in one
+        step: ``first: N`` fires N times in all, however many callers race."""
+
+    async def rule_counts(self) -> dict[str, tuple[int, int]]:
+        """Each counted rule's (matched, applied)."""
+
     def know_tenants(self, tenants: Iterable[Tenant]) -> None:
         """Keep the fixtures' tenants without touching the state (a process joining a shared namespace)."""
 
@@ -200,7 +211,6 @@ class InMemoryStore:
     def __init__(self, journal_size: int = 1000, journal_budget: MemoryBudget | None = None) -> None:
         self._lock = threading.RLock()
         self.journal = Journal(journal_size, journal_budget)
-        self.scenario_switches = ScenarioSwitches()
         self._setup: str | None = None
         self._clear()
 
@@ -225,6 +235,8 @@ class InMemoryStore:
         self._clock = REAL_TIME
         self._due: list[tuple[dt.datetime, int, DueJob]] = []  # a heap, earliest first
         self._due_order = itertools.count()  # ties keep their scheduling order
+        self._active_scenarios: list[str] | None = None  # never switched
+        self._rule_counts: dict[str, list[int]] = {}
         self._revision = getattr(self, "_revision", 0) + 1
 
     @property
@@ -236,6 +248,28 @@ class InMemoryStore:
 
     async def ping(self) -> None:
         return None  # this process's memory always answers
+
+    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None]:
+        due = self._due
+        return self._clock, due[0][0] if due else None, self._active_scenarios
+
+    async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
+        with self._lock:
+            self._active_scenarios = list(names)
+            if restart_counts:
+                self._rule_counts = {}
+
+    async def count_rule(self, rule_id: str, fires: Callable[[int], bool]) -> tuple[int, bool]:
+        with self._lock:
+            count = self._rule_counts.setdefault(rule_id, [0, 0])
+            count[0] += 1
+            applied = fires(count[0])
+            count[1] += applied
+            return count[0], applied
+
+    async def rule_counts(self) -> dict[str, tuple[int, int]]:
+        with self._lock:
+            return {rule_id: (matched, applied) for rule_id, (matched, applied) in self._rule_counts.items()}
 
     async def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:

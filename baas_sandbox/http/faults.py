@@ -27,10 +27,16 @@ class RememberConnection:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cycle = getattr(send, "__self__", None)
-        if scope["type"] == "http" and getattr(cycle, "transport", None) is not None:
-            scope.setdefault("state", {})[CONNECTION] = cycle
+        remember(scope, send)
         await self.app(scope, receive, send)
+
+
+def remember(scope: Scope, send: Send) -> None:
+    """Keep the server's connection (uvicorn's cycle, whose ``send`` this is) in the scope: a layer
+    that wraps ``send`` first must call this before it does."""
+    cycle = getattr(send, "__self__", None)
+    if scope["type"] == "http" and getattr(cycle, "transport", None) is not None:
+        scope.setdefault("state", {})[CONNECTION] = cycle
 
 
 def _connection(scope: Scope, fault: str):

@@ -51,7 +51,7 @@ class ApplyScenarios:
             return
 
         body, receive = await buffered(receive)
-        choice = library.choose(_view(scope, operation_id, body), only=only)
+        choice = await library.choose(_view(scope, operation_id, body), only=only)
         if choice is None:
             await self.app(scope, receive, send)
             return

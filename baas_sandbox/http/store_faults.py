@@ -14,6 +14,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.adapters.repository import StoreUnavailable
+from baas_sandbox.http import faults
 from baas_sandbox.http.problems import Answer, Api, sandbox_problem
 
 logger = logging.getLogger("baas_sandbox")
@@ -44,6 +45,7 @@ class AnswerStoreFaults:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        faults.remember(scope, send)  # before send is wrapped: the scenarios' network faults need it
         started = False
 
         async def sending(message: Message) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from baas_sandbox.adapters.broadcast import Broadcaster
 from baas_sandbox.adapters.fixtures import FixtureError, Fixtures
 from baas_sandbox.adapters.own_address import targets_own_port
+from baas_sandbox.adapters.process_bus import LocalBus, ProcessBus, RedisBus
 from baas_sandbox.adapters.repository import InMemoryStore, SandboxStore, StoreUnavailable
 from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.adapters.webhooks import (
@@ -143,6 +144,7 @@ class Shared:
         self._gate: DeliveryGate | None = None
         #: The Redis client of ``--store redis://…`` (made by ``new_store``), None until then.
         self.redis = None
+        self._bus: ProcessBus | None = None
 
     @property
     def store_kind(self) -> str:
@@ -155,11 +157,26 @@ class Shared:
         settings = self.settings
         if settings.store_url is None:
             return InMemoryStore(settings.journal_size, self.journal_budget)
-        from baas_sandbox.adapters.redis_store import RedisStore, connect  # redis-py: only when used
+        from baas_sandbox.adapters.redis_store import RedisStore  # redis-py: only when used
 
+        return RedisStore(self.redis_client(), name, journal_size=settings.journal_size,
+                          journal_budget=self.journal_budget)
+
+    def redis_client(self):
+        """The client of ``--store redis://…``, made at the first call (on the serving loop)."""
         if self.redis is None:
-            self.redis = connect(settings.store_url, timeout=settings.store_timeout)
-        return RedisStore(self.redis, name, journal_size=settings.journal_size, journal_budget=self.journal_budget)
+            from baas_sandbox.adapters.redis_store import connect
+
+            assert self.settings.store_url is not None
+            self.redis = connect(self.settings.store_url, timeout=self.settings.store_timeout)
+        return self.redis
+
+    @property
+    def bus(self) -> ProcessBus:
+        """What this process tells the others sharing its store (nobody, with the memory store)."""
+        if self._bus is None:
+            self._bus = LocalBus() if self.settings.store_url is None else RedisBus(self.redis_client(), self.ids())
+        return self._bus
 
     async def close(self) -> None:
         """The server stops: the store's connections are closed."""
@@ -250,7 +267,7 @@ class Sandbox:
             state = await sandbox.store.setup_state()
             if state == "ready":
                 sandbox.store.know_tenants(shared.fixtures.tenants)
-                sandbox._setting = await sandbox.store.clock()
+                await sandbox.settle()
                 return sandbox
             if state is None:
                 continue  # its maker gave up (or died, and its claim expired): claim it again
@@ -273,7 +290,7 @@ class Sandbox:
         await self._seed_key_requests()
         await self._seed_claims()
         await self.store.setup_finished()  # (again, after a reset): other processes may use it
-        self.store.scenario_switches = self.shared.scenarios.new_switches()
+        self.scenarios.adopt(None)  # the load cleared them: the start-up selection, counts at zero
         self.webhooks.reset(self._fixture_subscriptions)
 
     def close(self) -> None:
@@ -344,10 +361,11 @@ class Sandbox:
         await self._arm()
 
     async def settle(self) -> None:
-        """Read the clock setting again, and run what is due, if anything (every request does this
-        first: correctness never depends on a timer having fired, nor on which process set the clock)."""
-        self._setting = await self.store.clock()
-        due = await self.store.next_due()
+        """Read the clock setting and the active scenarios again, and run what is due, if anything
+        (every request does this first: correctness never depends on a timer having fired, nor on
+        which process set the clock or switched a scenario)."""
+        self._setting, due, active = await self.store.settle_view()  # one round trip
+        self.scenarios.adopt(active)
         if due is not None and due <= self.clock():
             await self.run_due()
 
@@ -438,9 +456,16 @@ class Sandbox:
             await self._emit_data_event(event)
 
     async def record(self, kind: str, entry: dict) -> None:
-        """Keep a log entry, and tell whoever is listening to that log live."""
+        """Keep a log entry, and tell whoever is listening to that log live, here and in the other
+        processes sharing the store."""
         await self.store.record(kind, entry)
         self.live.publish(kind, entry)
+        self.shared.bus.tell(self.name, "record", {"kind": kind, "entry": entry})
+
+    def hear(self, topic: str, payload: dict) -> None:
+        """News from another process sharing the store (``adapters/process_bus.py``)."""
+        if topic == "record":
+            self.live.publish(payload["kind"], payload["entry"])
 
     def subscribe(self, event_type: type, follower: Callable[[events.Event], Awaitable[None] | None]) -> None:
         self._followers.setdefault(event_type, []).append(follower)

@@ -37,7 +37,7 @@ from baas_sandbox.domain.model import (
     RequestStatus,
     check_key_belongs_to_owner,
 )
-from baas_sandbox.scenarios.library import ScenarioSwitches, UnknownScenario
+from baas_sandbox.scenarios.library import UnknownScenario
 from baas_sandbox.services.sandbox import Sandbox
 
 #: The ``format`` of a namespace's snapshot, and of a state file (``{format, namespaces}``).
@@ -481,14 +481,13 @@ async def import_state(sandbox: Sandbox, document: Any) -> dict:
 
 async def _apply(sandbox: Sandbox, document: dict) -> None:
     """Everything that can fail is done before the first change."""
-    switches = ScenarioSwitches()  # the counts start at zero
-    sandbox.shared.scenarios.activate(switches, document["active_scenarios"])  # UnknownScenario: nothing changed
+    active = sandbox.shared.scenarios.checked(document["active_scenarios"])  # UnknownScenario: nothing changed
     subscriptions = _subscriptions(sandbox, document["webhook_subscriptions"])
     sandbox.stop_timers()
     await sandbox.store.replace({name: document.get(name, []) for name in
                            ("clock", "accounts", "key_requests", "credentials", "outbox", "due_jobs",
                             "dict_entries", "buckets", "claims")})
-    sandbox.store.scenario_switches = switches
+    await sandbox.scenarios.activate(active, restart_counts=True)  # the counts start at zero
     sandbox.webhooks.reset(subscriptions)  # deliveries in flight are dropped: they were the old state's
     await sandbox.wake()
 
