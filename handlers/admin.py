@@ -70,11 +70,11 @@ async def set_active_scenarios(body: dict):
 
 
 async def list_requests(operation_id: str | None = None, status: int | None = None, limit: int | None = None):
-    return {"requests": current_sandbox().journal.entries(operation_id, status, limit)}, 200
+    return {"requests": await current_sandbox().journal.entries(operation_id, status, limit)}, 200
 
 
 async def clear_requests():
-    current_sandbox().journal.clear()
+    await current_sandbox().journal.clear()
     return None, 204
 
 

@@ -20,12 +20,12 @@ async def create_subscription(body: dict):
     if problem is not None:
         return json_response(400, {"code": "SBX000400", "message": "Invalid request",
                                    "details": f"{problem[0]}: {problem[1]}"})
-    subscription = sandbox.webhooks.subscribe(body["url"], body["events"], body.get("secret"))
+    subscription = await sandbox.add_webhook_subscription(body["url"], body["events"], body.get("secret"))
     return subscription_view(sandbox.webhooks, subscription), 201
 
 
 async def delete_subscription(subscription_id: str):
-    if not current_sandbox().webhooks.unsubscribe(subscription_id):
+    if not await current_sandbox().remove_webhook_subscription(subscription_id):
         return not_found("subscription", subscription_id)
     return None, 204
 

@@ -89,7 +89,7 @@ class Twin:
         result = []
         for index, app in enumerate(self.apps):
             # Each app sent its own verification codes: equal only because the journal masks them.
-            entries = [{k: entry[k] for k in kept} for entry in app.sandbox.journal.entries()]
+            entries = [{k: entry[k] for k in kept} for entry in run(app.sandbox.journal.entries())]
             text = json.dumps(entries, sort_keys=True)
             for pattern in (_UUID, _PROXY, _E2E):
                 text = pattern.sub(lambda m: self._name(index, m.group(0)), text)
@@ -384,7 +384,8 @@ def test_namespaced_requests_are_served_by_the_lane_with_the_same_answers(twin):
     listed = same(twin, "GET", "/baas/pix/keys", params={"account_key": LEGAL}, headers=team)
     assert json.loads(listed["body"])["pix_keys"][0]["pix_key"] == "09080702000105"
     assert twin.apps[0].express_counts.answered == 3 and twin.apps[0].express_counts.handed_over == 0
-    journals = [[e["operation_id"] for e in app.namespaces.existing("ci-job-1").journal.entries()] for app in twin.apps]
+    journals = [[e["operation_id"] for e in run(app.namespaces.existing("ci-job-1").journal.entries())]
+                for app in twin.apps]
     assert journals[0] == journals[1] == ["list-pix-keys", "create-pix-key"]
 
 

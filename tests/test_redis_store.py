@@ -283,3 +283,30 @@ async def test_without_redis_server_the_tests_skip_but_fail_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true: .*redis-server"):
         redis_server.redis_server_binary()
+
+
+# -- one store, several event loops -------------------------------------------------------------------------------
+
+
+def test_a_per_loop_client_serves_a_store_from_loop_to_loop(redis_url, fixtures):
+    """What the app does with its default namespace: made on a loop of its own (``asyncio.run``),
+    then served on the server's loop. Each loop gets its own connections."""
+    from baas_sandbox.adapters.redis_store import PerLoopClient
+
+    clients = PerLoopClient(redis_url, timeout=1.0)
+    store = RedisStore(clients, f"loops-{uuid.uuid4().hex}")
+
+    async def prepare() -> None:
+        await store.load(fixtures.tenants, fixtures.accounts)
+        await store.add_key_request(await key_request(store, SEED_ACCOUNT, "first@example.com"))
+        await clients.aclose()
+
+    async def serve() -> list[str]:
+        await store.add_key_request(await key_request(store, SEED_ACCOUNT, "second@example.com"))
+        values = [r.key_value for r in await store.key_requests(SEED_ACCOUNT)]
+        await store.drop()
+        await clients.aclose()
+        return values
+
+    asyncio.run(prepare())
+    assert asyncio.run(serve()) == ["first@example.com", "second@example.com"]

@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT
+from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, wait_until
+from tests.receiver import Receiver
 from tests.redis_server import RedisServer
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
@@ -331,3 +332,63 @@ def test_a_scenario_switched_on_one_process_applies_on_both_and_counts_once(pair
     assert off.status_code == 200
     saved = httpx.post(f"{a.url}/banking-auth/v1/credentials", headers=headers, json=body)
     assert saved.status_code == 201, saved.text
+
+
+def test_the_journal_holds_the_requests_of_every_process(pair, namespace):
+    a, b = pair
+    for served in (a, b, a):
+        assert httpx.get(f"{served.url}/baas/pix/keys", headers=namespace,
+                         params={"account_key": SEED_ACCOUNT}).status_code == 200
+    for served in (a, b):
+        # an entry is written just after its answer (the request does not wait for it): a read on
+        # the other process may come a moment before it
+        entries = wait_until(lambda: (lambda found: found if len(found) == 3 else None)(
+            httpx.get(f"{served.url}/__admin/requests", headers=namespace,
+                      params={"operation_id": "list-pix-keys"}).json()["requests"]), timeout=5)
+        assert len({entry["id"] for entry in entries}) == 3
+    assert httpx.delete(f"{b.url}/__admin/requests", headers=namespace).status_code == 204
+    assert httpx.get(f"{a.url}/__admin/requests", headers=namespace).json()["requests"] == []
+
+
+def test_a_subscription_made_on_one_process_gets_one_delivery_of_what_the_other_decides(pair, namespace, redis_url):
+    """Subscriptions are shared (their secret sealed in the store); the process that publishes an
+    event delivers it: the receiver accepts exactly one delivery, with the id the deliveries show."""
+    a, b = pair
+    with Receiver() as receiver:
+        made = httpx.post(f"{a.url}/__admin/webhooks/subscriptions", headers=namespace,
+                          json={"url": receiver.url, "events": ["key_inclusion"], "secret": "whsec_shared"})
+        assert made.status_code == 201, made.text
+        listed = httpx.get(f"{b.url}/__admin/webhooks/subscriptions", headers=namespace).json()["subscriptions"]
+        assert made.json()["id"] in [s["id"] for s in listed]
+        assert "whsec_shared" not in everything_stored(redis_url, namespace["X-Sandbox-Namespace"])  # sealed
+        created = httpx.post(f"{b.url}/baas/pix/keys", headers=namespace,
+                             json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+        request_key = created.json()["pix_key_request_key"]
+        assert httpx.post(f"{b.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61}).json()["jobs_run"] == 1
+        wait_until(receiver.accepted, timeout=10)  # a real HTTP delivery: real time
+        assert httpx.post(f"{a.url}/__admin/clock/advance", headers=namespace, json={"seconds": 61}).json()["jobs_run"] == 0
+        deliveries = httpx.get(f"{b.url}/__admin/webhooks/deliveries", headers=namespace).json()["deliveries"]
+        assert [d["state"] for d in deliveries] == ["delivered"]
+        assert len(receiver.accepted()) == 1
+        accepted = receiver.accepted()[0]
+        assert accepted.headers["X-Sandbox-Delivery"] == deliveries[0]["id"]
+        assert accepted.body["pix_key_request_key"] == request_key
+        removed = httpx.delete(f"{b.url}/__admin/webhooks/subscriptions/{made.json()['id']}", headers=namespace)
+        assert removed.status_code == 204
+        assert httpx.get(f"{a.url}/__admin/webhooks/subscriptions", headers=namespace).json()["subscriptions"] == []
+
+
+def everything_stored(redis_url: str, namespace: str) -> str:
+    """Every key and value of a namespace in Redis, as one text (to look for a secret in it)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    found = []
+    for key in client.scan_iter(match=f"sbx:{{{namespace}}}:*"):
+        kind = client.type(key)
+        value = {"string": client.get, "hash": client.hgetall, "list": lambda k: client.lrange(k, 0, -1),
+                 "set": client.smembers, "zset": lambda k: client.zrange(k, 0, -1)}[kind](key)
+        found.append(f"{key} {value}")
+    client.close()
+    assert found  # the namespace is there: the search means something
+    return "\n".join(found)

@@ -305,7 +305,7 @@ async def test_the_journal_outlives_a_load(store, fixtures):
     """A reset reloads the state; the journal shows what led to it."""
     store.journal.add({"operation_id": "list-pix-keys", "status": 200})
     await store.load(fixtures.tenants, fixtures.accounts)
-    assert [e["operation_id"] for e in store.journal.entries()] == ["list-pix-keys"]
+    assert [e["operation_id"] for e in await store.journal.entries()] == ["list-pix-keys"]
 
 
 async def test_the_scenario_switches_and_counts_are_state(store, fixtures):
@@ -327,7 +327,7 @@ async def test_the_scenario_switches_and_counts_are_state(store, fixtures):
 async def test_what_a_request_reads_first_is_one_view(store):
     await store.set_clock(lambda s: s.with_frozen(True, T0))
     await store.schedule(DueJob(T0 + dt.timedelta(seconds=5), "k", "s"))
-    setting, due, _active = await store.settle_view()
+    setting, due, _active, _subscriptions = await store.settle_view()
     assert setting == await store.clock() and due == T0 + dt.timedelta(seconds=5)
 
 
@@ -758,3 +758,22 @@ async def test_an_export_with_claims_buckets_and_entries_replaces_into_another_s
     assert (await other.key_holder("held@example.com")).account.account_key == NATURAL_ACCOUNT
     # and the original is untouched by all this
     assert await store.export() == exported
+
+
+async def test_subscriptions_are_kept_with_a_version_that_moves(store, fixtures):
+    version, kept = await store.subscriptions()
+    assert kept == []
+    entry = {"id": "s1", "url": "http://127.0.0.1:9/h", "events": ["*"], "created_at": "2030-01-01T00:00:00",
+             "sealed_secret": "c2VhbGVk"}
+    await store.save_subscription(entry)
+    moved, kept = await store.subscriptions()
+    assert kept == [entry] and moved != version
+    assert (await store.settle_view())[3] == moved
+    assert await store.remove_subscription("s1") is True
+    assert await store.remove_subscription("s1") is False
+    after_removal, kept = await store.subscriptions()
+    assert kept == [] and after_removal not in (version, moved)
+    await store.save_subscription(entry)
+    await store.load(fixtures.tenants, fixtures.accounts)
+    after_load, kept = await store.subscriptions()
+    assert kept == [] and after_load != after_removal

@@ -53,6 +53,10 @@ key                                   type     holds
                                                lexical order is due order, ties in scheduling order
 ``P scenarios``                       string   the active scenarios (JSON list; absent: never switched)
 ``P rule_counts``                     hash     ``<rule id>:matched`` / ``:applied`` -> counts (HINCRBY)
+``P subscriptions``                   hash     webhook subscription id -> JSON, its secret sealed (AES-GCM)
+``P subscriptions_version``           string   moves with every change of them (INCR): read by each request
+``P journal``                         list     the latest requests, ``<id>|<JSON>`` (adapters/redis_journal.py)
+``P journal_ids``                     string   the journal's counter (INCR): ids unique across processes
 ====================================  =======  =====================================================
 
 Credentials keep their sealed (AES-GCM encrypted) key in base64 and their metadata; never
@@ -65,6 +69,11 @@ in process memory, like the in-memory store's.
 
 A Redis that cannot be reached, does not answer in time or is still loading raises
 ``repository.StoreUnavailable`` from every operation (``_outages_unavailable``).
+
+A store takes a client (``connect``) or a ``PerLoopClient``: a redis.asyncio connection belongs to
+the event loop that opened it, so a store prepared on one loop and served on another needs a client
+per loop. Scripts (``LuaScript``) are therefore bound to no client: each runs on the client of the
+moment.
 """
 
 from __future__ import annotations
@@ -74,10 +83,12 @@ import base64
 import copy
 import datetime as dt
 import functools
+import hashlib
 import inspect
 import json
 import random
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -87,7 +98,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
+from redis.exceptions import NoScriptError, WatchError
 
 from baas_sandbox.adapters import state_codec as codec
 from baas_sandbox.adapters.repository import LOG_SIZE, AccountAlreadyExists, KeyAlreadyInDict, StoreUnavailable
@@ -97,7 +108,8 @@ from baas_sandbox.domain.antiscan import TokenBucket
 from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import Account, Credential, DictEntry, PixKeyRequest, Tenant
-from baas_sandbox.http.journal import Journal, MemoryBudget
+from baas_sandbox.adapters.redis_journal import RedisJournal
+from baas_sandbox.http.journal import MemoryBudget
 
 T = TypeVar("T")
 
@@ -139,6 +151,35 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
     return aioredis.Redis(connection_pool=pool)
 
 
+class PerLoopClient:
+    """A ``connect`` client for each event loop that uses it, made on first use.
+
+    A redis.asyncio connection belongs to the event loop it was opened on, and dies with it. A
+    process that prepares a namespace on one loop (``asyncio.run`` before the server starts, as the
+    app makes its default namespace) and serves it on another would otherwise hand the server's
+    loop connections of a closed one. Each loop gets its own pool (``max_connections`` each).
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self._url, self._options = url, options
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary())
+
+    def get(self) -> aioredis.Redis:
+        """The running loop's client."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = connect(self._url, **self._options)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (the others close with their loops)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
 def _outages_unavailable(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """The one place where Redis's outages become ``StoreUnavailable`` (503 for the caller)."""
 
@@ -169,6 +210,27 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+class LuaScript:
+    """A Lua script run by its SHA1 (EVALSHA), sent again when the server does not know it (a
+    restarted Redis). Not bound to a client, unlike redis-py's ``register_script``: each call runs
+    on the client the store uses at that moment (``PerLoopClient``), or is queued in a pipeline,
+    whose ``execute`` loads the scripts it queued (``sha`` and ``script`` are what it reads)."""
+
+    def __init__(self, text: str) -> None:
+        self.script = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    async def run(self, client: aioredis.Redis | Pipeline, keys: list[str], args: list[Any]) -> Any:
+        if isinstance(client, Pipeline):
+            client.scripts.add(self)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await client.script_load(self.script)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+
 # -- Lua scripts -------------------------------------------------------------------------------------
 # Each runs whole inside Redis: its checks and its writes are one step. ARGV[1] is always the
 # namespace's key prefix (``sbx:{ns}:``), from which per-entity keys are built.
@@ -192,7 +254,7 @@ end
 #: the request stored and indexed. KEYS: holders, dict, places, req:<id>, requests,
 #: account_requests:<account>, keyless, indexed. ARGV: prefix, has value ('1'/'0'), key value,
 #: account key, limit, request key, request JSON, holds a place ('1'/'0').
-ADD_KEY_REQUEST = _HOLDER_PROBLEM + """
+ADD_KEY_REQUEST = LuaScript(_HOLDER_PROBLEM + """
 local has_value, key_value, account, request_key = ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[6]
 if has_value then
   if redis.call('HEXISTS', KEYS[2], key_value) == 1 then return 'exists' end
@@ -211,14 +273,14 @@ elseif ARGV[8] == '1' then
 end
 if ARGV[8] == '1' then redis.call('HINCRBY', KEYS[3], account, 1) end
 return 'ok'
-"""
+""")
 
 #: add_claim as claimant: no unfinished claim on the key, no sandbox holder, the key in DICT (at
 #: the other institution), a place in the account's limit; then the claim stored, and while
 #: unfinished it holds the key's claim and a place. KEYS: open_claims, dict, places, claim:<id>,
 #: claims, account_claims:<account>, indexed. ARGV: prefix, key value, account key, limit, claim
 #: key, claim JSON, unfinished ('1'/'0').
-ADD_CLAIMANT_CLAIM = _HOLDER_PROBLEM + """
+ADD_CLAIMANT_CLAIM = LuaScript(_HOLDER_PROBLEM + """
 local key_value, account, claim_key = ARGV[2], ARGV[3], ARGV[5]
 if redis.call('HEXISTS', KEYS[1], key_value) == 1 then return 'claim_unfinished' end
 local problem = holder_problem(key_value)
@@ -234,53 +296,53 @@ if ARGV[7] == '1' then
   redis.call('HINCRBY', KEYS[3], account, 1)
 end
 return 'ok'
-"""
+""")
 
 #: add_dict_entry: the key held by nobody (no entry, no sandbox holder). KEYS: dict, holders,
 #: dict_order, seq. ARGV: prefix, key value, entry JSON.
-ADD_DICT_ENTRY = """
+ADD_DICT_ENTRY = LuaScript("""
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[2])
 return 1
-"""
+""")
 
 #: add_account: a key taken once. KEYS: accounts, account_order. ARGV: prefix, account key, JSON.
-ADD_ACCOUNT = """
+ADD_ACCOUNT = LuaScript("""
 if redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
-"""
+""")
 
 #: save_credential: 1 when the slot was replaced (it keeps its place in the order). KEYS: creds,
 #: cred_order. ARGV: prefix, slot, JSON.
-SAVE_CREDENTIAL = """
+SAVE_CREDENTIAL = LuaScript("""
 local replaced = redis.call('HEXISTS', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if replaced == 0 then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 return replaced
-"""
+""")
 
 #: schedule: the job's member gets the next ``seq``, so equal due times keep scheduling order and
 #: two equal jobs are two members. KEYS: due, seq. ARGV: prefix, due instant, [kind, subject] JSON.
-SCHEDULE = """
+SCHEDULE = LuaScript("""
 local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[1], 0, ARGV[2] .. '|' .. string.format('%020d', seq) .. '|' .. ARGV[3])
-"""
+""")
 
 #: take_due: the jobs due (members below the bound), removed in the same step, so concurrent
 #: takers each get a job once. KEYS: due. ARGV: prefix, exclusive upper bound ('(<now>}').
-TAKE_DUE = """
+TAKE_DUE = LuaScript("""
 local taken = redis.call('ZRANGEBYLEX', KEYS[1], '-', ARGV[2])
 if #taken > 0 then redis.call('ZREMRANGEBYLEX', KEYS[1], '-', ARGV[2]) end
 return taken
-"""
+""")
 
 #: A key request with its account (decoding needs both), by request key or by key value held:
 #: {request JSON, account JSON} or nil. KEYS: accounts. ARGV: prefix, 'key'|'holder', id.
-READ_REQUEST = """
+READ_REQUEST = LuaScript("""
 local prefix, request_key = ARGV[1], ARGV[3]
 if ARGV[2] == 'holder' then
   request_key = redis.call('HGET', prefix .. 'holders', ARGV[3])
@@ -289,18 +351,18 @@ end
 local data = redis.call('GET', prefix .. 'req:' .. request_key)
 if not data then return nil end
 return {data, redis.call('HGET', KEYS[1], cjson.decode(data)['account_key']) or ''}
-"""
+""")
 
 #: A claim with its account: {claim JSON, account JSON} or nil. KEYS: accounts. ARGV: prefix, id.
-READ_CLAIM = """
+READ_CLAIM = LuaScript("""
 local data = redis.call('GET', ARGV[1] .. 'claim:' .. ARGV[2])
 if not data then return nil end
 return {data, redis.call('HGET', KEYS[1], cjson.decode(data)['account_key']) or ''}
-"""
+""")
 
 #: An account's requests or claims, oldest first, after the account's JSON ('' when unknown):
 #: {account JSON, item JSON...}. KEYS: accounts. ARGV: prefix, list prefix, item prefix, account.
-READ_ACCOUNT_ITEMS = """
+READ_ACCOUNT_ITEMS = LuaScript("""
 local prefix = ARGV[1]
 local items = {redis.call('HGET', KEYS[1], ARGV[4]) or ''}
 for _, id in ipairs(redis.call('LRANGE', prefix .. ARGV[2] .. ARGV[4], 0, -1)) do
@@ -308,20 +370,20 @@ for _, id in ipairs(redis.call('LRANGE', prefix .. ARGV[2] .. ARGV[4], 0, -1)) d
   if data then items[#items + 1] = data end
 end
 return items
-"""
+""")
 
 #: The items a list names, in its order. ARGV: prefix, list name, item prefix. KEYS: the list.
-READ_EACH = """
+READ_EACH = LuaScript("""
 local items = {}
 for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local data = redis.call('GET', ARGV[1] .. ARGV[3] .. id)
   if data then items[#items + 1] = data end
 end
 return items
-"""
+""")
 
 #: export: everything, read in one step (a consistent state). ARGV: prefix. KEYS: accounts.
-EXPORT = """
+EXPORT = LuaScript("""
 local prefix = ARGV[1]
 local function each(list, item_prefix)
   local items = {}
@@ -352,14 +414,14 @@ return {
   each('buckets', 'bucket:'),
   each('claims', 'claim:'),
 }
-"""
+""")
 
 #: The namespace's state deleted (not ``setup``, nor ``seq``, which must never go back: due jobs
 #: and DICT entries of a replaced state take numbers after it). Every key is found from the
 #: indexes, not by scanning the whole keyspace (a shared Redis holds many namespaces). Run inside
 #: the MULTI that writes the new state, so readers see the old state or the new one.
 #: KEYS: requests. ARGV: prefix.
-WIPE = """
+WIPE = LuaScript("""
 local prefix = ARGV[1]
 local function drop_each(list, item_prefixes, command)
   local ids = command == 'SMEMBERS' and redis.call('SMEMBERS', prefix .. list)
@@ -375,10 +437,15 @@ drop_each('indexed', {'account_requests:', 'account_claims:'}, 'SMEMBERS')
 drop_each('log_kinds', {'log:'}, 'SMEMBERS')
 for _, name in ipairs({'accounts', 'account_order', 'requests', 'holders', 'keyless', 'places',
                        'indexed', 'creds', 'cred_order', 'dict', 'dict_order', 'buckets', 'claims',
-                       'open_claims', 'log_kinds', 'clock', 'due', 'scenarios', 'rule_counts'}) do
+                       'open_claims', 'log_kinds', 'clock', 'due', 'scenarios', 'rule_counts',
+                       'subscriptions'}) do
   redis.call('UNLINK', prefix .. name)
 end
-"""
+for _, name in ipairs({'subscriptions_version'}) do  -- moves on: a process holding the old ones sees it
+  redis.call('INCR', prefix .. name)
+  redis.call('UNLINK', prefix .. name)
+end
+""")
 
 
 class _Keys:
@@ -399,6 +466,8 @@ class _Keys:
         self.claims, self.open_claims = p + "claims", p + "open_claims"
         self.log_kinds, self.clock, self.due = p + "log_kinds", p + "clock", p + "due"
         self.scenarios, self.rule_counts = p + "scenarios", p + "rule_counts"
+        self.subscriptions, self.subscriptions_version = p + "subscriptions", p + "subscriptions_version"
+        self.journal, self.journal_ids = p + "journal", p + "journal_ids"  # a reset keeps them
 
     def request(self, request_key: str) -> str:
         return f"{self.prefix}req:{request_key}"
@@ -464,30 +533,22 @@ class RedisStore:
     together (the journal stays in this process).
     """
 
-    def __init__(self, client: aioredis.Redis, namespace: str, *, journal_size: int = 1000,
+    def __init__(self, client: aioredis.Redis | PerLoopClient, namespace: str, *, journal_size: int = 1000,
                  journal_budget: MemoryBudget | None = None) -> None:
-        self._client = client
+        self._clients = client
         self.namespace = namespace
         self._keys = keys = _Keys(namespace)
-        self.journal = Journal(journal_size, journal_budget)
+        # the journal of every process serving the namespace (journal_budget: the memory store's)
+        self.journal = RedisJournal(lambda: self._client, keys.journal, keys.journal_ids, journal_size)
         self._tenants: dict[str, Tenant] = {}
         self._tenants_by_token: dict[str, Tenant] = {}
         self._revision = 0
         self._prefix = keys.prefix
-        script = client.register_script
-        self._add_key_request = script(ADD_KEY_REQUEST)
-        self._add_claimant_claim = script(ADD_CLAIMANT_CLAIM)
-        self._add_dict_entry = script(ADD_DICT_ENTRY)
-        self._add_account = script(ADD_ACCOUNT)
-        self._save_credential = script(SAVE_CREDENTIAL)
-        self._schedule = script(SCHEDULE)
-        self._take_due = script(TAKE_DUE)
-        self._read_request = script(READ_REQUEST)
-        self._read_claim = script(READ_CLAIM)
-        self._read_account_items = script(READ_ACCOUNT_ITEMS)
-        self._read_each = script(READ_EACH)
-        self._export = script(EXPORT)
-        self._wipe = script(WIPE)
+
+    @property
+    def _client(self) -> aioredis.Redis:
+        clients = self._clients
+        return clients.get() if isinstance(clients, PerLoopClient) else clients
 
     # -- revision, setup of the namespace -------------------------------------------------------------
 
@@ -504,13 +565,35 @@ class RedisStore:
 
     # -- what each request reads first; the scenarios' switches and counts ----------------------------
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None]:
+    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
         keys = self._keys
         async with self._client.pipeline(transaction=False) as pipe:  # one round trip, read only
-            clock, first, active = await pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios).execute()
+            clock, first, active, version = await (pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios)
+                                                   .get(keys.subscriptions_version).execute())
         return (REAL_TIME if clock is None else codec.decode_clock(json.loads(clock)),
                 _decode_due(first[0]).due_at if first else None,
-                None if active is None else json.loads(active))
+                None if active is None else json.loads(active), int(version or 0))
+
+    async def save_subscription(self, subscription: dict) -> None:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.subscriptions, subscription["id"], _dumps(subscription))
+            await pipe.incr(keys.subscriptions_version).execute()
+        self._changed()
+
+    async def remove_subscription(self, subscription_id: str) -> bool:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            removed, _ = await pipe.hdel(keys.subscriptions, subscription_id).incr(keys.subscriptions_version).execute()
+        self._changed()
+        return bool(removed)
+
+    async def subscriptions(self) -> tuple[int, list[dict]]:
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            version, stored = await pipe.get(keys.subscriptions_version).hgetall(keys.subscriptions).execute()
+        found = [json.loads(text) for text in stored.values()]
+        return int(version or 0), sorted(found, key=lambda s: (s["created_at"], s["id"]))
 
     async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
         keys = self._keys
@@ -587,7 +670,7 @@ class RedisStore:
         self.know_tenants(tenants)
         by_key = {account.account_key: account for account in accounts}
         async with self._client.pipeline(transaction=True) as pipe:
-            await self._wipe(keys=[self._keys.requests], args=[self._prefix], client=pipe)
+            await WIPE.run(pipe, keys=[self._keys.requests], args=[self._prefix])
             self._queue_accounts(pipe, by_key.values())
             await pipe.execute()
         self._changed()
@@ -596,7 +679,7 @@ class RedisStore:
 
     async def add_account(self, account: Account) -> None:
         keys = self._keys
-        added = await self._add_account(keys=[keys.accounts, keys.account_order],
+        added = await ADD_ACCOUNT.run(self._client, keys=[keys.accounts, keys.account_order],
                                         args=[self._prefix, account.account_key,
                                               _dumps(codec.encode_account(account))])
         if not added:
@@ -617,7 +700,7 @@ class RedisStore:
     async def save_credential(self, credential: Credential) -> bool:
         keys = self._keys
         slot = _credential_slot(credential.tenant, credential.provider, credential.integration_type)
-        replaced = await self._save_credential(keys=[keys.creds, keys.cred_order],
+        replaced = await SAVE_CREDENTIAL.run(self._client, keys=[keys.creds, keys.cred_order],
                                                args=[self._prefix, slot, _encode_credential(credential)])
         self._changed()
         return bool(replaced)
@@ -631,7 +714,7 @@ class RedisStore:
     async def add_key_request(self, request: PixKeyRequest) -> None:
         keys, account = self._keys, request.account
         value = request.key_value
-        outcome = await self._add_key_request(
+        outcome = await ADD_KEY_REQUEST.run(self._client,
             keys=[keys.holders, keys.dict, keys.places, keys.request(request.request_key), keys.requests,
                   keys.account_requests(account.account_key), keys.keyless, keys.indexed],
             args=[self._prefix, "0" if value is None else "1", value or "", account.account_key,
@@ -646,15 +729,15 @@ class RedisStore:
         self._changed()
 
     async def key_request(self, request_key: str) -> PixKeyRequest | None:
-        return self._request_from(await self._read_request(
+        return self._request_from(await READ_REQUEST.run(self._client,
             keys=[self._keys.accounts], args=[self._prefix, "key", request_key]))
 
     async def key_holder(self, key_value: str) -> PixKeyRequest | None:
-        return self._request_from(await self._read_request(
+        return self._request_from(await READ_REQUEST.run(self._client,
             keys=[self._keys.accounts], args=[self._prefix, "holder", key_value]))
 
     async def key_requests(self, account_key: str) -> list[PixKeyRequest]:
-        account, *items = await self._read_account_items(
+        account, *items = await READ_ACCOUNT_ITEMS.run(self._client,
             keys=[self._keys.accounts], args=[self._prefix, "account_requests:", "req:", account_key])
         accounts = self._account_map(account)
         return [codec.decode_key_request(json.loads(item), accounts) for item in items]
@@ -747,7 +830,7 @@ class RedisStore:
 
     async def add_dict_entry(self, entry: DictEntry) -> None:
         keys = self._keys
-        added = await self._add_dict_entry(keys=[keys.dict, keys.holders, keys.dict_order, keys.seq],
+        added = await ADD_DICT_ENTRY.run(self._client, keys=[keys.dict, keys.holders, keys.dict_order, keys.seq],
                                            args=[self._prefix, entry.pix_key,
                                                  _dumps(codec.encode_dict_entry(entry))])
         if not added:
@@ -781,7 +864,7 @@ class RedisStore:
         return await self._optimistic(step, keys.bucket(account_key))
 
     async def buckets(self) -> list[TokenBucket]:
-        items = await self._read_each(keys=[self._keys.buckets], args=[self._prefix, "buckets", "bucket:"])
+        items = await READ_EACH.run(self._client, keys=[self._keys.buckets], args=[self._prefix, "buckets", "bucket:"])
         return [codec.decode_bucket(json.loads(item)) for item in items]
 
     # -- claims ----------------------------------------------------------------------------------------
@@ -795,7 +878,7 @@ class RedisStore:
 
     async def _add_claimant_claim_step(self, claim: Claim) -> None:
         keys, account = self._keys, claim.account
-        outcome = await self._add_claimant_claim(
+        outcome = await ADD_CLAIMANT_CLAIM.run(self._client,
             keys=[keys.open_claims, keys.dict, keys.places, keys.claim(claim.claim_key), keys.claims,
                   keys.account_claims(account.account_key), keys.indexed],
             args=[self._prefix, claim.key_value, account.account_key, account.key_limit, claim.claim_key,
@@ -846,14 +929,14 @@ class RedisStore:
             pipe.hset(keys.open_claims, claim.key_value, claim.claim_key)
 
     async def claim(self, claim_key: str) -> Claim | None:
-        found = await self._read_claim(keys=[self._keys.accounts], args=[self._prefix, claim_key])
+        found = await READ_CLAIM.run(self._client, keys=[self._keys.accounts], args=[self._prefix, claim_key])
         if found is None:
             return None
         data, account = found
         return codec.decode_claim(json.loads(data), self._account_map(account))
 
     async def claims(self, account_key: str) -> list[Claim]:
-        account, *items = await self._read_account_items(
+        account, *items = await READ_ACCOUNT_ITEMS.run(self._client,
             keys=[self._keys.accounts], args=[self._prefix, "account_claims:", "claim:", account_key])
         accounts = self._account_map(account)
         return [codec.decode_claim(json.loads(item), accounts) for item in items]
@@ -956,13 +1039,13 @@ class RedisStore:
 
     async def schedule(self, job: DueJob) -> None:
         keys = self._keys
-        await self._schedule(keys=[keys.due, keys.seq],
+        await SCHEDULE.run(self._client, keys=[keys.due, keys.seq],
                              args=[self._prefix, codec.encode_instant(job.due_at), _dumps([job.kind, job.subject])])
         self._changed()
 
     async def take_due(self, now: dt.datetime) -> list[DueJob]:
         # '}' sorts after '|': every member whose instant is <= now is below the bound.
-        taken = await self._take_due(keys=[self._keys.due],
+        taken = await TAKE_DUE.run(self._client, keys=[self._keys.due],
                                      args=[self._prefix, f"({codec.encode_instant(now)}}}"])
         if taken:
             self._changed()
@@ -985,7 +1068,7 @@ class RedisStore:
         return {"accounts": accounts, "keys": held + keyless, "key_requests": requests}
 
     async def export(self) -> dict:
-        clock, accounts, requests, credentials, outbox, due, entries, buckets, claims = await self._export(
+        clock, accounts, requests, credentials, outbox, due, entries, buckets, claims = await EXPORT.run(self._client,
             keys=[self._keys.accounts], args=[self._prefix])
         return {
             "clock": json.loads(clock[0]) if clock and clock[0] else codec.encode_clock(REAL_TIME),
@@ -1020,7 +1103,7 @@ class RedisStore:
         last = await self._client.incrby(self._keys.seq, len(due) + len(entries) + 1)
         first = last - len(due) - len(entries)
         async with self._client.pipeline(transaction=True) as pipe:
-            await self._wipe(keys=[self._keys.requests], args=[self._prefix], client=pipe)
+            await WIPE.run(pipe, keys=[self._keys.requests], args=[self._prefix])
             self._queue_accounts(pipe, accounts.values())
             self._queue_requests(pipe, requests, claims)
             self._queue_state_rest(pipe, credentials, outbox, clock, buckets, claims)

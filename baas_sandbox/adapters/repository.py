@@ -174,12 +174,24 @@ class SandboxStore(Protocol):
     async def ping(self) -> None:
         """Return once the store answers (``StoreUnavailable`` when it cannot): the health check."""
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None]:
+    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
         """What every request reads first, in one step (one round trip to a shared store): the clock
-        setting, when the earliest job falls due, the active scenarios (None: never switched)."""
+        setting, when the earliest job falls due, the active scenarios (None: never switched), and
+        the version of the webhook subscriptions."""
 
     async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
         """Switch exactly these scenarios on (``load`` clears them: never switched again)."""
+
+    async def save_subscription(self, subscription: dict) -> None:
+        """Keep a webhook subscription (``id``, ``url``, ``events``, ``created_at``, and its secret
+        only sealed: ``sealed_secret``, base64), replacing one of the same id; the version moves."""
+
+    async def remove_subscription(self, subscription_id: str) -> bool:
+        """Forget a subscription; False when there was none. The version moves."""
+
+    async def subscriptions(self) -> tuple[int, list[dict]]:
+        """The version of the subscriptions (a number that moves with every change) and them, oldest
+        first (``load`` forgets them all)."""
 
     async def count_rule(self, rule_id: str, fires: Callable[[int], bool]) -> tuple[int, bool]:
         """Count one more match of the rule and whether it applies (``fires(nth match)``), in one
@@ -236,6 +248,8 @@ class InMemoryStore:
         self._due: list[tuple[dt.datetime, int, DueJob]] = []  # a heap, earliest first
         self._due_order = itertools.count()  # ties keep their scheduling order
         self._active_scenarios: list[str] | None = None  # never switched
+        self._subscriptions: dict[str, dict] = {}
+        self._subscriptions_version = getattr(self, "_subscriptions_version", 0) + 1
         self._rule_counts: dict[str, list[int]] = {}
         self._revision = getattr(self, "_revision", 0) + 1
 
@@ -249,9 +263,24 @@ class InMemoryStore:
     async def ping(self) -> None:
         return None  # this process's memory always answers
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None]:
+    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
         due = self._due
-        return self._clock, due[0][0] if due else None, self._active_scenarios
+        return self._clock, due[0][0] if due else None, self._active_scenarios, self._subscriptions_version
+
+    async def save_subscription(self, subscription: dict) -> None:
+        with self._lock:
+            self._subscriptions[subscription["id"]] = dict(subscription)
+            self._subscriptions_version += 1
+
+    async def remove_subscription(self, subscription_id: str) -> bool:
+        with self._lock:
+            found = self._subscriptions.pop(subscription_id, None) is not None
+            self._subscriptions_version += 1
+            return found
+
+    async def subscriptions(self) -> tuple[int, list[dict]]:
+        with self._lock:
+            return self._subscriptions_version, [dict(s) for s in self._subscriptions.values()]
 
     async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
         with self._lock:

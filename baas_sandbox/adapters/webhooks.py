@@ -227,6 +227,14 @@ class WebhookDispatcher:
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions.values())
 
+    def adopt(self, subscriptions: list[Subscription]) -> None:
+        """Deliver to exactly these from now on (as another process changed them in the store):
+        deliveries already pending go on, as after an unsubscribe."""
+        gone = set(self._subscriptions) - {s.id for s in subscriptions}
+        self._subscriptions = {s.id: s for s in subscriptions}
+        for subscription_id in gone:
+            self._forget_lane_if_idle(subscription_id)
+
     def dispatch_state(self, subscription_id: str) -> dict:
         """How its deliveries go: the circuit and the number pending."""
         lane = self._lanes.get(subscription_id)

@@ -134,9 +134,10 @@ class Journal:
                     self._bytes -= dropped.size
                     budget.used -= dropped.size
 
-    def entries(self, operation_id: str | None = None, status: int | None = None,
-                limit: int | None = None) -> list[dict]:
-        """Newest first."""
+    async def entries(self, operation_id: str | None = None, status: int | None = None,
+                      limit: int | None = None) -> list[dict]:
+        """Newest first (a coroutine: a shared store's journal, ``adapters/redis_journal.py``, reads
+        over the network)."""
         with self._lock:
             found = [e for e in reversed(self._entries)
                      if (operation_id is None or e["operation_id"] == operation_id)
@@ -152,7 +153,11 @@ class Journal:
             entry.read = entry.as_dict()
         return entry.read
 
-    def clear(self) -> int:
+    async def clear(self) -> int:
+        return self.release()
+
+    def release(self) -> int:
+        """Forget every entry, and their bytes in the budget (the namespace is dropped)."""
         with self._lock:
             count = len(self._entries)
             self._entries.clear()

@@ -4,6 +4,7 @@ event in it; and the ``Settings`` of the process that serves every namespace."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import logging
@@ -20,6 +21,7 @@ from baas_sandbox.adapters.vault import Vault
 from baas_sandbox.adapters.webhooks import (
     DeliveryGate,
     DeliveryPolicy,
+    Subscription,
     WebhookDispatcher,
     subscription_problem,
 )
@@ -193,6 +195,11 @@ class Shared:
         return self._gate
 
 
+def _secret_context(subscription_id: str) -> str:
+    """What a subscription's sealed secret is bound to (AES-GCM's associated data): its id."""
+    return f"webhook-subscription:{subscription_id}"
+
+
 #: Seconds a process waits for another one making a namespace (its fixtures stored) before
 #: answering 503: making one takes milliseconds.
 SETUP_WAIT = 10.0
@@ -232,6 +239,8 @@ class Sandbox:
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_for: tuple | None = None  # (due time, clock setting) the alarm was set for
         self._ringing: set[asyncio.Task] = set()
+        #: The version of the webhook subscriptions the dispatcher holds (None: not read yet).
+        self._subscriptions_version: int | None = None
         #: While a due job runs, the moment it fell due: what it writes is dated then, not at the
         #: end of a clock jump that made several jobs due at once.
         self._running_at: dt.datetime | None = None
@@ -292,12 +301,13 @@ class Sandbox:
         await self.store.setup_finished()  # (again, after a reset): other processes may use it
         self.scenarios.adopt(None)  # the load cleared them: the start-up selection, counts at zero
         self.webhooks.reset(self._fixture_subscriptions)
+        await self.keep_subscriptions(self._fixture_subscriptions)
 
     def close(self) -> None:
         """The namespace is dropped: no timer, no delivery, no journal bytes left behind."""
         self._disarm()
         self.webhooks.reset([])
-        self.journal.clear()
+        self.journal.release()
 
     async def _seed_key_requests(self) -> None:
         # Imported here: the use cases import this module (they work on a Sandbox).
@@ -364,8 +374,10 @@ class Sandbox:
         """Read the clock setting and the active scenarios again, and run what is due, if anything
         (every request does this first: correctness never depends on a timer having fired, nor on
         which process set the clock or switched a scenario)."""
-        self._setting, due, active = await self.store.settle_view()  # one round trip
+        self._setting, due, active, subscriptions = await self.store.settle_view()  # one round trip
         self.scenarios.adopt(active)
+        if subscriptions != self._subscriptions_version:  # changed by another process (or a reset)
+            await self._adopt_subscriptions()
         if due is not None and due <= self.clock():
             await self.run_due()
 
@@ -461,6 +473,42 @@ class Sandbox:
         await self.store.record(kind, entry)
         self.live.publish(kind, entry)
         self.shared.bus.tell(self.name, "record", {"kind": kind, "entry": entry})
+
+    # -- webhook subscriptions: the dispatcher's, kept in the store for every process ----------------
+
+    async def add_webhook_subscription(self, url: str, events: list[str], secret: str | None = None) -> Subscription:
+        subscription = self.webhooks.subscribe(url, events, secret)
+        await self.keep_subscriptions([subscription])
+        return subscription
+
+    async def remove_webhook_subscription(self, subscription_id: str) -> bool:
+        held = self.webhooks.unsubscribe(subscription_id)
+        return await self.store.remove_subscription(subscription_id) or held
+
+    async def keep_subscriptions(self, subscriptions: list[Subscription]) -> None:
+        """Store these subscriptions, each secret sealed with the vault's key (which every process
+        sharing the store has: BAAS_SANDBOX_MASTER_KEY): a subscription's signing secret is never
+        written in clear."""
+        for subscription in subscriptions:
+            sealed = self.vault.seal(subscription.secret, _secret_context(subscription.id))
+            await self.store.save_subscription({
+                "id": subscription.id, "url": subscription.url, "events": list(subscription.events),
+                "created_at": subscription.created_at, "sealed_secret": base64.b64encode(sealed).decode()})
+        self._subscriptions_version = None  # read again at the next request (cheap, and exact)
+
+    async def _adopt_subscriptions(self) -> None:
+        version, stored = await self.store.subscriptions()
+        adopted = []
+        for entry in stored:
+            try:
+                secret = self.vault.open(base64.b64decode(entry["sealed_secret"]), _secret_context(entry["id"]))
+            except Exception:  # noqa: BLE001 - sealed with another master key: it cannot be signed here
+                logger.warning("webhook subscription %s of namespace %s is sealed with another master key: "
+                               "not delivered by this process", entry["id"], self.name)
+                continue
+            adopted.append(Subscription(entry["id"], entry["url"], list(entry["events"]), secret, entry["created_at"]))
+        self.webhooks.adopt(adopted)
+        self._subscriptions_version = version
 
     def hear(self, topic: str, payload: dict) -> None:
         """News from another process sharing the store (``adapters/process_bus.py``)."""

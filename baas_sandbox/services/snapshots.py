@@ -489,6 +489,9 @@ async def _apply(sandbox: Sandbox, document: dict) -> None:
                             "dict_entries", "buckets", "claims")})
     await sandbox.scenarios.activate(active, restart_counts=True)  # the counts start at zero
     sandbox.webhooks.reset(subscriptions)  # deliveries in flight are dropped: they were the old state's
+    for stored in (await sandbox.store.subscriptions())[1]:
+        await sandbox.store.remove_subscription(stored["id"])
+    await sandbox.keep_subscriptions(subscriptions)
     await sandbox.wake()
 
 
