@@ -9,9 +9,15 @@ from Python's own generator, seeded once from the operating system.
 
 from __future__ import annotations
 
+import os
 import random
 
-_random_bits = random.Random().getrandbits  # its own generator: seeding the global one elsewhere changes nothing here
+_generator = random.Random()  # its own generator: seeding the global one elsewhere changes nothing here
+_random_bits = _generator.getrandbits
+# A forked process (``--workers N``) would go on with its parent's state, and every worker would make
+# the same ids (the same account and request keys in the one store they share): each child seeds
+# again from the operating system, as ``random`` does for its global generator.
+os.register_at_fork(after_in_child=_generator.seed)
 
 _VERSION_4 = 0x4 << 76
 _VARIANT_RFC_4122 = 0x2 << 62
