@@ -535,6 +535,25 @@ class _Keys:
 # -- encodings that only the Redis store needs --------------------------------------------------------
 
 
+#: A stored request's fields left out while empty (null, [], 0): a hundred bytes of most keys' JSON,
+#: which then fits a smaller size class of Redis's allocator (1,134 -> about 1,010 bytes per stored
+#: key, bench/RESULTS.md). Read back with their empty values (``_request_data``).
+_EMPTY_REQUEST_FIELDS: dict = {"pix_key": None, "request_failure_reason": None, "verification_code": None,
+                               "accepted_code": None, "cid": None, "history": [], "wrong_codes": 0,
+                               "codes_resent": 0, "validation_due": None, "claim_lock": None}
+
+
+def _request_json(request: PixKeyRequest) -> str:
+    data = codec.encode_key_request(request)
+    return _dumps({name: value for name, value in data.items()
+                   if name not in _EMPTY_REQUEST_FIELDS or value != _EMPTY_REQUEST_FIELDS[name]})
+
+
+def _request_data(text: str) -> dict:
+    """A stored request's JSON with every field (what ``codec.encode_key_request`` gives)."""
+    return {**_EMPTY_REQUEST_FIELDS, **json.loads(text)}
+
+
 def _credential_slot(tenant: str, provider: str, integration_type: str) -> str:
     return _dumps([tenant, provider, integration_type])
 
@@ -771,7 +790,7 @@ class RedisStore:
             keys=[keys.holders, keys.dict, keys.places, keys.request(request.request_key), keys.requests,
                   keys.account_requests(account.account_key), keys.keyless, keys.indexed],
             args=[self._prefix, "0" if value is None else "1", value or "", account.account_key,
-                  account.key_limit, request.request_key, _dumps(codec.encode_key_request(request)),
+                  account.key_limit, request.request_key, _request_json(request),
                   _holds_place(request)])
         if outcome == "exists":
             raise errors.KeyAlreadyExists(pix_key=value)
@@ -852,7 +871,7 @@ class RedisStore:
         """The request stored, and the indexes moved as ``InMemoryStore._reindex`` moves them: the key
         freed (a deletion, a rejection) in the same step, a place in the limit given back."""
         keys, request_key = self._keys, after.request_key
-        pipe.set(keys.request(request_key), _dumps(codec.encode_key_request(after)))
+        pipe.set(keys.request(request_key), _request_json(after))
         if before.claims_key and before.key_value is not None and not after.claims_key:
             pipe.hdel(keys.holders, before.key_value)
         if after.claims_key and after.key_value is not None:
@@ -870,7 +889,7 @@ class RedisStore:
     def _queue_new_request(self, pipe: Pipeline, request: PixKeyRequest) -> None:
         """A request made by the store itself (a claimant's key at a claim's conclusion)."""
         keys, account_key = self._keys, request.account.account_key
-        pipe.set(keys.request(request.request_key), _dumps(codec.encode_key_request(request)))
+        pipe.set(keys.request(request.request_key), _request_json(request))
         pipe.rpush(keys.requests, request.request_key)
         pipe.rpush(keys.account_requests(account_key), request.request_key)
         pipe.sadd(keys.indexed, account_key)
@@ -1126,7 +1145,7 @@ class RedisStore:
         return {
             "clock": json.loads(clock[0]) if clock and clock[0] else codec.encode_clock(REAL_TIME),
             "accounts": [json.loads(item) for item in accounts],
-            "key_requests": [json.loads(item) for item in requests],
+            "key_requests": [_request_data(item) for item in requests],
             "credentials": [codec.encode_credential(_decode_credential(item)) for item in credentials],
             "outbox": [codec.encode_outbox_message(json.loads(item)) for item in outbox],
             "due_jobs": [codec.encode_due_job(_decode_due(member)) for member in due],
@@ -1175,7 +1194,7 @@ class RedisStore:
         the request that claims it; places = claiming requests + unfinished claimant claims."""
         keys = self._keys
         if requests:
-            pipe.mset({keys.request(r.request_key): _dumps(codec.encode_key_request(r)) for r in requests})
+            pipe.mset({keys.request(r.request_key): _request_json(r) for r in requests})
             pipe.rpush(keys.requests, *(r.request_key for r in requests))
         by_account: dict[str, list[str]] = {}
         holders, keyless, places = {}, [], {}
