@@ -365,7 +365,12 @@ async def _drop_idle_namespaces(namespaces: Namespaces, stop: asyncio.Event) -> 
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)
         except TimeoutError:
-            for name in namespaces.drop_idle():
+            dropped = namespaces.drop_idle()
+            try:
+                dropped += await namespaces.drop_idle_shared()  # with a shared store: every process's
+            except StoreUnavailable as exc:
+                logger.warning("idle namespaces not swept: %s", exc)
+            for name in dropped:
                 logger.info("namespace %s dropped after %s s idle", name, namespaces.idle_ttl)
 
 

@@ -14,8 +14,9 @@ import random
 
 _generator = random.Random()  # its own generator: seeding the global one elsewhere changes nothing here
 _random_bits = _generator.getrandbits
-# A forked process (``serve --workers``) would go on with its parent's state, and every worker would
-# make the same ids: each child seeds its own again (the random module does so for its global one only).
+# A forked process (``--workers N``) would go on with its parent's state, and every worker would make
+# the same ids (the same account and request keys in the one store they share): each child seeds
+# again from the operating system, as ``random`` does for its global generator.
 os.register_at_fork(after_in_child=_generator.seed)
 
 _VERSION_4 = 0x4 << 76

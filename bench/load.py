@@ -22,6 +22,7 @@ class Result:
     status_errors: int  # answers >= 400: must stay 0 (every request of every workload is valid)
     socket_errors: int
     others: float = 0.0  # cores used meanwhile by other processes than the server and wrk
+    store_calls: dict[str, int] | None = None  # a Redis store's command counts during the measured run
 
     @property
     def rps(self) -> float:

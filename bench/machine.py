@@ -19,9 +19,28 @@ def _busy_total() -> float:
 
 
 def _process_cpu(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone meanwhile
+        return 0.0
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (a server's forked workers), from each process's parent in /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found += sorted(frontier)
+    return found
 
 
 def _children_cpu() -> float:
@@ -30,19 +49,25 @@ def _children_cpu() -> float:
 
 
 class Others:
-    """CPU used by everything but the server ``pid`` and our finished children (wrk), in cores."""
+    """CPU used by everything but the servers ``pids`` (with the processes they forked: a server's
+    workers) and our finished children (wrk), in cores. A server on Redis is given the redis-server's
+    pid too: the store's work is the server's."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, *pids: int) -> None:
+        self.pids = pids
+
+    def _servers_cpu(self) -> float:
+        return sum(_process_cpu(pid) for pid in self._all)
 
     def __enter__(self) -> "Others":
-        self._start = (time.perf_counter(), _busy_total(), _process_cpu(self.pid), _children_cpu())
+        self._all = [*self.pids, *(child for pid in self.pids for child in descendants(pid))]
+        self._start = (time.perf_counter(), _busy_total(), self._servers_cpu(), _children_cpu())
         return self
 
     def __exit__(self, *exc) -> None:
         wall, busy, server, children = self._start
         elapsed = time.perf_counter() - wall
-        others = (_busy_total() - busy) - (_process_cpu(self.pid) - server) - (_children_cpu() - children)
+        others = (_busy_total() - busy) - (self._servers_cpu() - server) - (_children_cpu() - children)
         self.cores = max(0.0, others / elapsed) if elapsed > 0 else 0.0
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
 import signal
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -14,10 +16,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import servers
+from bench import redis_server, servers
 from bench.data import KEYS_PER_LEGAL_ACCOUNT, AccountMaker
 from bench.load import Result, wrk
 from bench.machine import Others, wait_until_quiet
+from bench.redis_server import RedisServer
 
 COMMAND = ".venv/bin/python -m bench"
 
@@ -45,6 +48,17 @@ TARGET_BYTES_PER_KEY = 1024
 NAMESPACES = 16
 TARGET_NAMESPACED = 0.10
 TARGET_NEW_NAMESPACE_MS = 5.0
+# -- the Redis store (--store redis://…, --workers N): several processes, one sandbox -------------------
+REDIS_WORKERS = (1, 2)
+TARGET_REDIS_RATIO = 2.0  # two workers on Redis against Prism, every workload, 50 connections
+TARGET_REDIS_FILLED_P50 = 0.10  # the list workload's p50, N keys stored against none
+TARGET_REDIS_BYTES_PER_KEY = 1024
+#: Keys stored first, and measured, before the rest: when the whole fill would not fit in
+#: ``--redis-fill-budget``, the figure per key is this one's (its growth is linear: no structure of a
+#: namespace changes encoding past a few hundred entries).
+REDIS_CHECKPOINT = 100_000
+#: The holders hash: one field per key value held, the fixtures' and the filled ones (what is counted).
+REDIS_HOLDERS = "sbx:{default}:holders"
 
 
 def log(message: str) -> None:
@@ -69,10 +83,11 @@ class Runner:
         return [str(path), "1"]
 
     def run(self, server: servers.Server, workload: Workload, connections: int,
-            maker: AccountMaker | None, namespaces: int = 0) -> Result:
+            maker: AccountMaker | None, namespaces: int = 0, store: RedisServer | None = None) -> Result:
         """One cell: wait for a quiet machine, warm up, measure. A cell during which other processes took
         more than ``--disturbed`` cores is measured again (up to ``--retries`` times); the least
-        disturbed run is kept."""
+        disturbed run is kept. ``store``: the server's redis-server, whose CPU is the server's (not
+        "others'") and whose command counts during the measured run are kept."""
         duration, warmup = self.args.duration, self.args.warmup
         kept: Result | None = None
         for attempt in range(1 + self.args.retries):
@@ -81,9 +96,13 @@ class Runner:
                 args = self.accounts_file(server, maker, warmup) if workload.fresh_keys else []
                 wrk(server.port, workload.script, connections, warmup, args, namespaces=namespaces)
             args = self.accounts_file(server, maker, duration) if workload.fresh_keys else []
-            with Others(server.process.pid) as others:
+            if store is not None:
+                store.client().config_resetstat()
+            with Others(server.process.pid, *([store.pid] if store else [])) as others:
                 result = wrk(server.port, workload.script, connections, duration, args, namespaces=namespaces)
             result.others = others.cores
+            if store is not None:
+                result.store_calls = store.command_calls()
             self.fastest[server.name] = max(self.fastest.get(server.name, 0.0), result.rps)
             log(f"{server.name:>8} c={connections:<3} ns={namespaces:<2} {workload.name}: {result.rps:8.0f} req/s  "
                 f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.status_errors}"
@@ -167,6 +186,107 @@ class Runner:
                 found[keys]["rss_after"] = server.rss_bytes()
         return found
 
+    def redis(self, load: dict | None) -> dict:
+        """The Redis store: the three workloads on 1 and 2 workers (``REDIS_WORKERS``), each on a Redis
+        flushed before it; then Redis's memory per key and the list's p50 with ``--keys`` keys stored.
+        Prism's figures (for the target) are the load section's when it ran, else measured here at 50
+        connections. {"missing": True} when redis-server is not installed."""
+        if redis_server.executable() is None:
+            log("redis-server not found (Debian: apt-get install redis-server): the Redis rows are skipped")
+            return {"missing": True}
+        found: dict = {"load": {}, "prism": {}}
+        with RedisServer() as store:
+            store.start()
+            for workers in REDIS_WORKERS:
+                store.flush()
+                with servers.redis_sandbox(store.url, workers) as server:
+                    server.start()
+                    maker = AccountMaker(server.port)
+                    for workload in WORKLOADS:
+                        for connections in self.args.connections:
+                            found["load"][(workers, workload.name, connections)] = self.run(
+                                server, workload, connections, maker, store=store)
+        for workload in WORKLOADS:
+            if load and ("prism", workload.name, 50) in load:
+                found["prism"][workload.name] = load[("prism", workload.name, 50)]
+        if not self.args.skip_prism and len(found["prism"]) < len(WORKLOADS):
+            with servers.prism() as server:
+                server.start()
+                for workload in WORKLOADS:
+                    found["prism"][workload.name] = self.run(server, workload, 50, None)
+        with RedisServer() as empty, RedisServer() as full:
+            empty.start()
+            full.start()
+            found["fill"] = self.fill_redis(full)
+            with servers.redis_sandbox(empty.url, 1) as a, servers.redis_sandbox(full.url, 1) as b:
+                for server in (a, b):
+                    server.start()
+                found["filled_p50"] = {}
+                for _ in range(2):  # in turns, each twice: the better p50 of each is kept
+                    for keys, server, redis in ((0, a, empty), (found["fill"]["stored"], b, full)):
+                        result = self.run(server, WORKLOADS[1], 50, None, store=redis)
+                        best = found["filled_p50"].get(keys)
+                        if best is None or result.p50_ms < best.p50_ms:
+                            found["filled_p50"][keys] = result
+        return found
+
+    def fill_redis(self, store: RedisServer) -> dict:
+        """``--keys`` Pix keys in the default namespace of ``store``, by ``bench.filled`` (the sandbox's
+        use cases through ``RedisStore``), and ``used_memory`` before and after. The namespace is made
+        first, as a server makes it (its fixtures: the "before"); then ``REDIS_CHECKPOINT`` keys, measured;
+        then the rest if, at the rate of the first ones, it fits in ``--redis-fill-budget`` seconds."""
+        client = store.client()
+        self._fill_processes(store, 0, 0)
+        base, held = store.used_memory(), client.hlen(REDIS_HOLDERS)
+        found: dict = {"base": base, "points": [], "target": self.args.keys}
+        done, started = 0, time.perf_counter()
+        for upto in sorted({min(REDIS_CHECKPOINT, self.args.keys), self.args.keys}):
+            if done:
+                elapsed = time.perf_counter() - started
+                estimate = (upto - done) / (done / elapsed)
+                if estimate > self.args.redis_fill_budget:
+                    log(f"Redis fill: {upto - done:,} more keys would take about {estimate / 60:.0f} min at "
+                        f"{done / elapsed:,.0f} keys/s, past --redis-fill-budget {self.args.redis_fill_budget:.0f} s: "
+                        f"the figure per key is the {done:,} keys' one")
+                    found["estimate_s"] = estimate
+                    break
+            self._fill_processes(store, done, upto - done)
+            done = upto
+            elapsed = time.perf_counter() - started
+            stored = client.hlen(REDIS_HOLDERS) - held
+            used = store.used_memory()
+            found["points"].append({"keys": stored, "used": used, "seconds": elapsed})
+            log(f"Redis fill: {stored:,} keys stored in {elapsed:.0f} s ({stored / elapsed:,.0f} keys/s), used_memory "
+                f"{used / 2**20:,.1f} MiB: {(used - base) / stored:,.0f} bytes/key")
+        found["stored"] = found["points"][-1]["keys"]
+        return found
+
+    def _fill_processes(self, store: RedisServer, first: int, keys: int) -> None:
+        """Keys ``first`` + 1 … ``first + keys`` by one ``bench.filled`` process per CPU (each on its own
+        loop, on whole accounts of its own); ``keys`` 0: the namespace made, nothing else."""
+        processes = max(1, os.cpu_count() or 1) if keys else 1
+        accounts = math.ceil(keys / KEYS_PER_LEGAL_ACCOUNT)
+        share = math.ceil(accounts / processes) * KEYS_PER_LEGAL_ACCOUNT
+        env = {**os.environ, "BAAS_SANDBOX_MASTER_KEY": servers.MASTER_KEY, "PYTHONWARNINGS": "ignore"}
+        code = servers.sandbox_code()
+        env.update(code.get("env", {}))
+        running: list[subprocess.Popen] = []
+        try:
+            for start in range(first, first + max(keys, 1), max(share, 1)):
+                count = min(share, first + keys - start)
+                running.append(subprocess.Popen(
+                    [str(servers.VENV_BIN / "python"), "-m", "bench.filled", "--redis", store.url, "--from", str(start),
+                     "--keys", str(count), "--tasks", str(self.args.redis_fill_tasks)],
+                    env=env, cwd=code.get("cwd", servers.ROOT)))
+            failed = [process.args for process in running if process.wait() != 0]
+            if failed:
+                raise SystemExit(f"bench: the Redis fill failed: {failed}")
+        finally:  # Ctrl-C, a failed sibling: none is left filling a Redis that is about to stop
+            for process in running:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait()
+
 
 def first_requests(port: int, count: int = 300) -> dict[str, float]:
     """Median latency (ms) of ``GET /baas/pix/keys`` on one kept-alive connection: each request in a
@@ -199,8 +319,16 @@ def fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def short_of(measured: float, target: float, higher_is_better: bool = True) -> str:
+    """How far a figure is from its target, in words: "24% short", "15% to spare"."""
+    if not target:
+        return ""
+    gap = measured / target - 1 if higher_is_better else 1 - measured / target
+    return f"{abs(gap):.0%} {'to spare' if gap >= 0 else 'short'}"
+
+
 def report(args, info: dict, started: dt.datetime, elapsed: float, startup: dict | None, load: dict | None,
-           memory: dict | None, namespaced: dict | None = None) -> str:
+           memory: dict | None, namespaced: dict | None = None, redis: dict | None = None) -> str:
     lines = [
         "# Benchmark: baas-sandbox and Stoplight Prism, side by side",
         "",
@@ -335,11 +463,120 @@ def report(args, info: dict, started: dt.datetime, elapsed: float, startup: dict
                   f"existing one: making a namespace from the fixtures costs {made_ms:.2f} ms.", ""]
         checks.append((f"a new namespace ready in under {TARGET_NEW_NAMESPACE_MS:g} ms", made_ms < TARGET_NEW_NAMESPACE_MS,
                        f"{made_ms:.2f} ms (median first request {first['new']:.2f} ms − {first['existing']:.2f} ms)"))
+    if redis:
+        lines += redis_report(args, redis, load, checks)
     if checks:
-        lines += ["## Targets (issues #6, #12)", "", "| target | result | measured |", "|---|---|---|"]
+        lines += ["## Targets (issues #6, #12; the Redis store)", "", "| target | result | measured |", "|---|---|---|"]
         lines += [f"| {name} | {'PASS' if ok else 'MISS'} | {measured} |" for name, ok, measured in checks]
         lines.append("")
     return "\n".join(lines)
+
+
+def redis_report(args, redis: dict, load: dict | None, checks: list[tuple[str, bool, str]]) -> list[str]:
+    """The Redis section of RESULTS.md; its targets appended to ``checks``."""
+    lines = ["## The Redis store: `--store redis://…`, 1 and 2 workers", ""]
+    if redis.get("missing"):
+        return lines + ["Not measured: `redis-server` is not installed here (Debian: `apt-get install redis-server`).", ""]
+    lines += [
+        "The same serve command with `--store redis://127.0.0.1:P/0 --workers N` (and `BAAS_SANDBOX_MASTER_KEY`), "
+        "against a `redis-server` the bench starts on a free loopback port (`--save '' --appendonly no`: nothing "
+        "written to disk), flushed before each server; the same workloads, warm-up and cell length as above. "
+        "N workers are N forked processes sharing the port, their state in that Redis. Others' CPU leaves out "
+        "the server's workers and the redis-server (their work is the server's). The memory store's and Prism's "
+        "rows, when shown, are the sections above's (Prism's measured here, at 50 connections, when the load "
+        "section did not run).",
+        "",
+        "| workload | conn. | server | req/s | p50 ms | p99 ms | errors | others' CPU |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for workload in WORKLOADS:
+        for connections in args.connections:
+            rows: list[tuple[str, Result]] = []
+            if load and ("sandbox", workload.name, connections) in load:
+                rows.append(("memory store, 1 process", load[("sandbox", workload.name, connections)]))
+            rows += [(f"Redis, {workers} worker{'s' if workers > 1 else ''}", redis["load"][(workers, workload.name, connections)])
+                     for workers in REDIS_WORKERS]
+            prism = (load or {}).get(("prism", workload.name, connections)) or (
+                redis["prism"].get(workload.name) if connections == 50 else None)
+            if prism:
+                rows.append(("Prism", prism))
+            for name, result in rows:
+                lines.append(f"| {workload.name} | {connections} | {name} | {fmt_rate(result.rps)} | {result.p50_ms:.2f} | "
+                             f"{result.p99_ms:.2f} | {result.status_errors + result.socket_errors} | {result.others:.2f} |")
+        for workers in REDIS_WORKERS:
+            for connections in args.connections:
+                mine = redis["load"][(workers, workload.name, connections)]
+                if mine.status_errors or mine.socket_errors:
+                    checks.append((f"{workload.name}: every answer a success on Redis ({workers} workers, c={connections})",
+                                   False, f"{mine.status_errors} error answers, {mine.socket_errors} socket errors"))
+        two, prism = redis["load"].get((2, workload.name, 50)), redis["prism"].get(workload.name)
+        if two and prism:
+            ratio = two.rps / prism.rps
+            checks.append((f"{workload.name}: Redis, 2 workers ≥ {TARGET_REDIS_RATIO:g}x Prism's req/s at 50 connections",
+                           ratio >= TARGET_REDIS_RATIO,
+                           f"{ratio:.2f}x ({fmt_rate(two.rps)} vs {fmt_rate(prism.rps)}): "
+                           f"{short_of(ratio, TARGET_REDIS_RATIO)}"))
+    lines += ["", "Redis commands per request (`INFO commandstats` over each measured run at 50 connections, "
+              "1 worker, divided by its requests). Redis 7 counts the calls a Lua script makes as well: "
+              "`evalsha` is one round trip, the calls inside it are not; `multi`…`exec` and the writes "
+              "between them are one pipelined round trip.", ""]
+    for workload in WORKLOADS:
+        result = redis["load"].get((1, workload.name, 50))
+        if result and result.store_calls and result.requests:
+            calls = sorted(((calls / result.requests, name) for name, calls in result.store_calls.items()
+                            if name != "config|resetstat"), reverse=True)
+            lines.append(f"- {workload.name}: " + ", ".join(f"{name} {per:.2f}" for per, name in calls if per >= 0.01))
+    fill = redis["fill"]
+    base, points = fill["base"], fill["points"]
+    last = points[-1]
+    per_key = (last["used"] - base) / last["keys"]
+    empty_p50, full_p50 = redis["filled_p50"][0], redis["filled_p50"][fill["stored"]]
+    change = full_p50.p50_ms / empty_p50.p50_ms - 1
+    lines += [
+        "",
+        f"### Redis holding {fill['stored']:,} Pix keys",
+        "",
+        "The default namespace of a fresh redis-server is made as a server makes it (its fixtures), then filled by "
+        "`bench/filled.py` (`python -m bench.filled --redis URL`): the memory section's accounts and keys (legal "
+        "persons, 20 keys each, created, confirmed and decided by `services.pix_keys`), stored by `RedisStore`'s own "
+        "operations (its Lua scripts and WATCH/MULTI steps; no bulk path), so the layout measured is a server's. "
+        f"One process per CPU on accounts of its own, {args.redis_fill_tasks} accounts at once in each. Bytes/key = "
+        "(`used_memory` after − `used_memory` with the namespace made) / keys stored (counted in Redis: the "
+        f"holders hash). The first {REDIS_CHECKPOINT:,} keys are measured on the way; the rest is stored when, at "
+        f"their rate, it fits in `--redis-fill-budget` ({args.redis_fill_budget:g} s).",
+        "",
+        "| keys stored | fill time | keys/s | used_memory | bytes/key |",
+        "|---:|---:|---:|---:|---:|",
+        f"| 0 (the namespace made) | | | {base / 2**20:,.1f} MiB | |",
+        *[f"| {point['keys']:,} | {point['seconds']:.0f} s | {fmt_rate(point['keys'] / point['seconds'])} | "
+          f"{point['used'] / 2**20:,.1f} MiB | {(point['used'] - base) / point['keys']:,.0f} |" for point in points],
+        "",
+    ]
+    if fill.get("estimate_s"):
+        lines += [f"Not filled to {fill['target']:,}: the remaining {fill['target'] - last['keys']:,} keys would have "
+                  f"taken about {fill['estimate_s'] / 60:.0f} min more. Extrapolated linearly, {fill['target']:,} keys "
+                  f"take about {per_key * fill['target'] / 2**30:.2f} GiB of Redis memory.", ""]
+    lines += [
+        f"p50 of `{WORKLOADS[1].name}` at 50 connections, 1 worker on each Redis, side by side, measured in turns, "
+        "each twice, the better run of each shown:",
+        "",
+        f"| | empty store | {fill['stored']:,} keys | change |",
+        "|---|---:|---:|---:|",
+        f"| p50, {WORKLOADS[1].name} | {empty_p50.p50_ms:.2f} ms ({fmt_rate(empty_p50.rps)}/s, others "
+        f"{empty_p50.others:.2f}) | {full_p50.p50_ms:.2f} ms ({fmt_rate(full_p50.rps)}/s, others {full_p50.others:.2f}) "
+        f"| {change:+.1%} |",
+        "",
+    ]
+    checks.append((f"Redis, {WORKLOADS[1].name}: p50 with {fill['stored']:,} keys within {TARGET_REDIS_FILLED_P50:.0%} "
+                   "of the empty store's (1 worker, 50 connections)", change <= TARGET_REDIS_FILLED_P50,
+                   f"{change:+.1%} ({empty_p50.p50_ms:.2f} → {full_p50.p50_ms:.2f} ms): "
+                   f"{abs(change - TARGET_REDIS_FILLED_P50) * 100:.1f} points "
+                   f"{'over the limit' if change > TARGET_REDIS_FILLED_P50 else 'to spare'}"))
+    extrapolated = f", extrapolated from {last['keys']:,} keys" if fill.get("estimate_s") else ""
+    checks.append((f"Redis memory ≤ {TARGET_REDIS_BYTES_PER_KEY} bytes per stored key{extrapolated}",
+                   per_key <= TARGET_REDIS_BYTES_PER_KEY,
+                   f"{per_key:,.0f} bytes/key (used_memory): {short_of(per_key, TARGET_REDIS_BYTES_PER_KEY, False)}"))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,8 +587,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrencies, comma-separated (default 1,50)")
     parser.add_argument("--keys", type=int, default=1_000_000, help="Pix keys stored for the memory section")
     parser.add_argument("--startups", type=int, default=3, help="start-ups measured per server (default 3)")
-    parser.add_argument("--sections", default="startup,load,namespaces,memory",
-                        help="which sections to run (default startup,load,namespaces,memory)")
+    parser.add_argument("--sections", default="startup,load,namespaces,memory,redis",
+                        help="which sections to run (default startup,load,namespaces,memory,redis)")
+    parser.add_argument("--redis-fill-budget", type=float, default=600.0,
+                        help=f"seconds the Redis fill may take past its first {REDIS_CHECKPOINT:,} keys (default 600)")
+    parser.add_argument("--redis-fill-tasks", type=int, default=16,
+                        help="accounts each Redis fill process fills at once (default 16)")
     parser.add_argument("--patience", type=float, default=120.0,
                         help="seconds to wait for other processes to leave the CPUs before each cell (default 120)")
     parser.add_argument("--disturbed", type=float, default=0.15,
@@ -381,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     load = runner.load() if "load" in sections else None
     namespaced = runner.namespaces() if "namespaces" in sections else None
     memory = runner.memory() if "memory" in sections else None
-    text = report(args, info, started, time.perf_counter() - clock, startup, load, memory, namespaced)
+    redis = runner.redis(load) if "redis" in sections else None
+    text = report(args, info, started, time.perf_counter() - clock, startup, load, memory, namespaced, redis)
     print(text)
     args.output.write_text(text + f"\nCommand: `{' '.join([COMMAND, *args.argv])}`\n")
     log(f"written to {args.output}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import shutil
@@ -155,7 +156,23 @@ def sandbox(port: int | None = None) -> Server:
     """The README's serve command."""
     port = port or free_port()
     return Server("sandbox", [str(VENV_BIN / "baas-sandbox"), "serve", "--port", str(port), *SERVE_OPTIONS],
-                  port, **_sandbox_code())
+                  port, **sandbox_code())
+
+
+#: ``BAAS_SANDBOX_MASTER_KEY`` of every process the bench starts on a Redis store (a shared store
+#: requires one, the same in every process sharing it). A fixed test key: the bench's Redis holds
+#: only the bench's data, and goes with it.
+MASTER_KEY = base64.b64encode(b"baas-sandbox bench master key 32").decode()
+
+
+def redis_sandbox(url: str, workers: int = 1, port: int | None = None) -> Server:
+    """The README's serve command on a Redis store (``--store URL --workers N``): N forked processes
+    sharing the port, their state in Redis."""
+    port = port or free_port()
+    code = sandbox_code()
+    env = {**code.pop("env", {}), "BAAS_SANDBOX_MASTER_KEY": MASTER_KEY}
+    return Server(f"redis-{workers}w", [str(VENV_BIN / "baas-sandbox"), "serve", "--port", str(port), *SERVE_OPTIONS,
+                                        "--store", url, "--workers", str(workers)], port, env=env, **code)
 
 
 def filled_sandbox(keys: int, port: int | None = None) -> Server:
@@ -163,10 +180,10 @@ def filled_sandbox(keys: int, port: int | None = None) -> Server:
     port = port or free_port()
     launcher = [str(VENV_BIN / "python"), "-m", "bench.launch", "--keys", str(keys)]
     return Server("sandbox" if not keys else f"sandbox-{keys}-keys",
-                  [*launcher, "serve", "--port", str(port), *SERVE_OPTIONS], port, **_sandbox_code())
+                  [*launcher, "serve", "--port", str(port), *SERVE_OPTIONS], port, **sandbox_code())
 
 
-def _sandbox_code() -> dict:
+def sandbox_code() -> dict:
     if SANDBOX_ROOT == ROOT:
         return {}
     # The other tree first (it is the working directory of ``-m``), then this one for ``bench``.

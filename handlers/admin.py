@@ -39,7 +39,7 @@ async def create_account(body: dict):
                                    "details": f"{exc.field}: {exc.problem}"})
     except AccountAlreadyExists:
         return json_response(409, {"code": "SBX000409", "message": "Account already exists",
-                                   "details": f"account_key {body['account_key']} is taken"})
+                                   "details": f"account_key {account.account_key} is taken"})
     return account.as_dict(), 201
 
 

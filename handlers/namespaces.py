@@ -11,14 +11,16 @@ from baas_sandbox.http.errors import json_response
 
 async def list_namespaces():
     namespaces = current_namespaces()
-    now = namespaces.shared.real_clock()
     listed = []
-    for sandbox in sorted(namespaces, key=lambda s: s.name):
-        last_used = now - dt.timedelta(seconds=namespaces.idle_seconds(sandbox.name))
-        listed.append({"name": sandbox.name, "created_at": timestamp(sandbox.created_at),
-                       "last_used_at": timestamp(last_used), **await sandbox.store.counts()})
+    for name, store, used, made in await namespaces.listed():
+        listed.append({"name": name, "created_at": timestamp(_utc(made)), "last_used_at": timestamp(_utc(used)),
+                       **await store.counts()})
     return {"max_namespaces": namespaces.max_namespaces, "idle_ttl_seconds": namespaces.idle_ttl,
             "namespaces": listed}, 200
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
 
 
 async def delete_namespace(name: str):

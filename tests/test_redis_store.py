@@ -116,7 +116,8 @@ async def every_step(store: RedisStore, fixtures) -> None:
 async def test_every_key_of_a_namespace_carries_its_hash_tag(store, raw, fixtures):
     before = {key async for key in raw.scan_iter(count=1000)}
     await every_step(store, fixtures)
-    written = {key async for key in raw.scan_iter(count=1000)} - before
+    # the registry of namespaces (two sorted sets, one key each, documented) aside
+    written = {key async for key in raw.scan_iter(count=1000)} - before - {b"sbx:namespaces", b"sbx:namespaces:created"}
     tag = f"{{{store.namespace}}}".encode()
     assert len(written) > 15 and all(tag in key for key in written), sorted(written)
     assert {key_slot(key) for key in written} == {key_slot(tag)}  # one Redis Cluster slot

@@ -142,6 +142,25 @@ def test_the_server_starts_building_the_full_pipeline_with_its_lifespan():
         assert app.pipeline_built
 
 
+def test_forked_processes_make_different_ids():
+    """``--workers N`` forks after the app is built: each worker must not repeat its parent's (and
+    its siblings') ids, which name accounts and requests in the store they share."""
+    import os
+
+    from baas_sandbox.ids import new_id
+
+    new_id()  # the parent's generator in use before the fork, as the app's start-up uses it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as child:
+        assert child.read() != new_id()
+
+
 def test_generated_ids_are_distinct_version_4_uuids():
     import uuid
 

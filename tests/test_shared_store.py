@@ -195,6 +195,9 @@ def test_a_redis_outage_answers_503_in_bounded_time_and_heals():
                     break
                 time.sleep(0.1)
             assert healed is not None and healed.status_code == 200, healed.text if healed else None
+            # the restarted Redis is empty: the namespace is made again from the fixtures
+            listed = httpx.get(f"{served.url}/baas/pix/keys", headers=headers, params={"account_key": SEED_ACCOUNT})
+            assert listed.status_code == 200, listed.text
     finally:
         redis.stop()
 
@@ -496,3 +499,69 @@ def test_a_corrupt_delivery_record_does_not_stop_the_takeover(pair, namespace, r
     logs = a.log() + b.log()
     assert all(f"webhook delivery '{delivery_id}' of namespace" in logs for delivery_id in junk)
     assert "cannot be taken over" in logs and "Traceback" not in logs
+
+
+def test_a_namespace_dropped_through_one_process_is_made_again_from_the_fixtures_on_the_other(pair, namespace):
+    a, b = pair
+    created = httpx.post(f"{a.url}/baas/pix/keys", headers=namespace,
+                         json={"account_key": SEED_ACCOUNT, "pix_key_type": "random_key"})
+    assert created.status_code == 201
+    before = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": SEED_ACCOUNT})
+    assert created.json()["pix_key_request_key"] in [k["pix_key_request_key"] for k in before.json()["pix_keys"]]
+    name = namespace["X-Sandbox-Namespace"]
+    assert httpx.delete(f"{a.url}/__admin/namespaces/{name}").status_code == 204
+    listed = httpx.get(f"{b.url}/baas/pix/keys", headers=namespace, params={"account_key": SEED_ACCOUNT})
+    assert listed.status_code == 200  # the fixtures again: the dropped key is gone
+    assert created.json()["pix_key_request_key"] not in [k["pix_key_request_key"] for k in listed.json()["pix_keys"]]
+
+
+def test_the_namespaces_are_every_process_s_listed_and_swept_together():
+    """The registry in Redis: the list and the idle sweep count every process's namespaces. (A
+    Redis of its own: a sweep after one idle second would take other tests' namespaces.)"""
+    redis = RedisServer()
+    redis.start()
+    try:
+        _listed_and_swept(redis.url)
+    finally:
+        redis.stop()
+
+
+def _listed_and_swept(redis_url: str) -> None:
+    prefix = f"reg-{uuid.uuid4().hex[:8]}"
+    with serving(redis_url, 2, "--max-namespaces", "1000", "--namespace-idle-ttl", "1") as (a, b):
+        for index in range(2):
+            made = httpx.get(f"{a.url}/baas/pix/keys", params={"account_key": SEED_ACCOUNT},
+                             headers={**ORG_A, "X-Sandbox-Namespace": f"{prefix}-{index}"})
+            assert made.status_code == 200
+        listed = {n["name"]: n for n in httpx.get(f"{b.url}/__admin/namespaces").json()["namespaces"]}
+        assert {f"{prefix}-0", f"{prefix}-1", "default"} <= set(listed)
+        assert listed[f"{prefix}-0"]["accounts"] > 0
+        # idle for a second: swept by a process, state and all (the default namespace stays)
+        wait_until(lambda: not {f"{prefix}-0", f"{prefix}-1"} & {
+            n["name"] for n in httpx.get(f"{b.url}/__admin/namespaces").json()["namespaces"]}, timeout=10)
+        assert everything_stored_keys(redis_url, f"{prefix}-0") == []
+
+
+def test_the_namespace_cap_counts_every_process(redis_url):
+    redis = RedisServer()  # a Redis of its own: the cap counts every namespace in it
+    redis.start()
+    try:
+        with serving(redis.url, 2, "--max-namespaces", "3", "--namespace-idle-ttl", "0") as (a, b):
+            for name in ("one", "two"):  # with the default one: three
+                assert httpx.get(f"{a.url}/__admin/health", headers={"X-Sandbox-Namespace": name}).status_code == 200
+            refused = httpx.get(f"{b.url}/__admin/health", headers={"X-Sandbox-Namespace": "three"})
+            assert (refused.status_code, refused.json()["code"]) == (429, "SBX000429")
+            joined = httpx.get(f"{b.url}/__admin/health", headers={"X-Sandbox-Namespace": "two"})
+            assert joined.status_code == 200  # another process's namespace is joined, not made
+    finally:
+        redis.stop()
+
+
+def everything_stored_keys(redis_url: str, namespace: str) -> list[str]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return list(client.scan_iter(match=f"sbx:{{{namespace}}}:*"))
+    finally:
+        client.close()

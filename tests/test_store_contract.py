@@ -311,9 +311,9 @@ async def test_the_journal_outlives_a_load(store, fixtures):
 async def test_the_scenario_switches_and_counts_are_state(store, fixtures):
     """Which scenarios are on and how often each rule fired: read by every request (settle_view),
     counted atomically, cleared by a load (a reset starts them again)."""
-    assert (await store.settle_view())[2] is None  # never switched: the start-up selection
+    assert (await store.settle_view()).active_scenarios is None  # never switched: the start-up selection
     await store.set_active_scenarios(["provider-outage"])
-    assert (await store.settle_view())[2] == ["provider-outage"]
+    assert (await store.settle_view()).active_scenarios == ["provider-outage"]
     fired = await race(30, lambda _i: store.count_rule("outage@abc#0", lambda nth: nth <= 3))
     assert sorted(fired) == [(n, n <= 3) for n in range(1, 31)]  # each n once: "first: 3" fires 3 times
     assert await store.rule_counts() == {"outage@abc#0": (30, 3)}
@@ -321,14 +321,14 @@ async def test_the_scenario_switches_and_counts_are_state(store, fixtures):
     assert await store.rule_counts() == {}
     await store.count_rule("outage@abc#0", lambda nth: True)
     await store.load(fixtures.tenants, fixtures.accounts)
-    assert (await store.settle_view())[2] is None and await store.rule_counts() == {}
+    assert (await store.settle_view()).active_scenarios is None and await store.rule_counts() == {}
 
 
 async def test_what_a_request_reads_first_is_one_view(store):
     await store.set_clock(lambda s: s.with_frozen(True, T0))
     await store.schedule(DueJob(T0 + dt.timedelta(seconds=5), "k", "s"))
-    setting, due, _active, _subscriptions = await store.settle_view()
-    assert setting == await store.clock() and due == T0 + dt.timedelta(seconds=5)
+    view = await store.settle_view()
+    assert view.clock == await store.clock() and view.next_due == T0 + dt.timedelta(seconds=5)
 
 
 async def test_an_export_replaced_into_another_store_exports_the_same(store, fixtures, new_store):
@@ -768,7 +768,7 @@ async def test_subscriptions_are_kept_with_a_version_that_moves(store, fixtures)
     await store.save_subscription(entry)
     moved, kept = await store.subscriptions()
     assert kept == [entry] and moved != version
-    assert (await store.settle_view())[3] == moved
+    assert (await store.settle_view()).subscriptions_version == moved
     assert await store.remove_subscription("s1") is True
     assert await store.remove_subscription("s1") is False
     after_removal, kept = await store.subscriptions()

@@ -63,6 +63,12 @@ key                                   type     holds
 ``P delivery_done``                   zset     finished delivery id -> order (the latest kept)
 ``P journal``                         list     the latest requests, ``<id>|<JSON>`` (adapters/redis_journal.py)
 ``P journal_ids``                     string   the journal's counter (INCR): ids unique across processes
+``P journal_bytes``                   string   the bytes the journal holds (capped: redis_journal.py)
+
+Besides the namespaces' own keys, two sorted sets list them (no hash tag: each is one key, touched
+alone): ``sbx:namespaces`` (name -> when a request last used it, epoch seconds; what the idle sweep
+and ``GET /__admin/namespaces`` read, and what ``--max-namespaces`` counts) and
+``sbx:namespaces:created`` (name -> when it was made).
 ====================================  =======  =====================================================
 
 Credentials keep their sealed (AES-GCM encrypted) key in base64 and their metadata; never
@@ -94,6 +100,7 @@ import inspect
 import json
 import random
 import re
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -113,6 +120,7 @@ from baas_sandbox.adapters.repository import (
     LOG_SIZE,
     AccountAlreadyExists,
     KeyAlreadyInDict,
+    SettleView,
     StoreUnavailable,
     decode_record,
 )
@@ -134,6 +142,37 @@ NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: Each lost try means another client's step on the same keys succeeded, so 64 racers on one key
 #: all finish well within it.
 WATCH_ATTEMPTS = 100
+
+#: The registry of namespaces (see the module's docstring): last used, and made, epoch seconds.
+REGISTRY = "sbx:namespaces"
+CREATED = "sbx:namespaces:created"
+
+
+async def namespaces_used(client: aioredis.Redis, before: float | None = None) -> list[tuple[str, float, float]]:
+    """The registered namespaces, as (name, last used, made), oldest used first; ``before``: only
+    those last used before then (the idle ones). An outage is ``StoreUnavailable``."""
+    try:
+        used = await client.zrangebyscore(REGISTRY, "-inf", "+inf" if before is None else f"({before}",
+                                          withscores=True)
+        made = await client.zmscore(CREATED, [name for name, _ in used]) if used else []
+    except OUTAGES as error:
+        raise StoreUnavailable(f"redis: {error}") from error
+    return [(name, at, created or at) for (name, at), created in zip(used, made, strict=True)]
+
+
+async def namespace_count(client: aioredis.Redis) -> int:
+    try:
+        return await client.zcard(REGISTRY)
+    except OUTAGES as error:
+        raise StoreUnavailable(f"redis: {error}") from error
+
+
+async def is_registered(client: aioredis.Redis, namespace: str) -> bool:
+    try:
+        return await client.zscore(REGISTRY, namespace) is not None
+    except OUTAGES as error:
+        raise StoreUnavailable(f"redis: {error}") from error
+
 
 #: Milliseconds a namespace's maker has to store its fixtures (it takes a few) before another
 #: process may take over its claim.
@@ -580,6 +619,25 @@ class _Keys:
 # -- encodings that only the Redis store needs --------------------------------------------------------
 
 
+#: A stored request's fields left out while empty (null, [], 0): a hundred bytes of most keys' JSON,
+#: which then fits a smaller size class of Redis's allocator (1,134 -> about 1,010 bytes per stored
+#: key, bench/RESULTS.md). Read back with their empty values (``_request_data``).
+_EMPTY_REQUEST_FIELDS: dict = {"pix_key": None, "request_failure_reason": None, "verification_code": None,
+                               "accepted_code": None, "cid": None, "history": [], "wrong_codes": 0,
+                               "codes_resent": 0, "validation_due": None, "claim_lock": None}
+
+
+def _request_json(request: PixKeyRequest) -> str:
+    data = codec.encode_key_request(request)
+    return _dumps({name: value for name, value in data.items()
+                   if name not in _EMPTY_REQUEST_FIELDS or value != _EMPTY_REQUEST_FIELDS[name]})
+
+
+def _request_data(text: str) -> dict:
+    """A stored request's JSON with every field (what ``codec.encode_key_request`` gives)."""
+    return {**_EMPTY_REQUEST_FIELDS, **json.loads(text)}
+
+
 def _credential_slot(tenant: str, provider: str, integration_type: str) -> str:
     return _dumps([tenant, provider, integration_type])
 
@@ -654,14 +712,16 @@ class RedisStore:
 
     # -- what each request reads first; the scenarios' switches and counts ----------------------------
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
+    async def settle_view(self) -> SettleView:
         keys = self._keys
         async with self._client.pipeline(transaction=False) as pipe:  # one round trip, read only
-            clock, first, active, version = await (pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios)
-                                                   .get(keys.subscriptions_version).execute())
-        return (REAL_TIME if clock is None else codec.decode_clock(json.loads(clock)),
-                _decode_due(first[0]).due_at if first else None,
-                None if active is None else json.loads(active), int(version or 0))
+            clock, first, active, version, setup = await (
+                pipe.get(keys.clock).zrange(keys.due, 0, 0).get(keys.scenarios)
+                .get(keys.subscriptions_version).get(keys.setup).execute())
+        return SettleView(REAL_TIME if clock is None else codec.decode_clock(json.loads(clock)),
+                          _decode_due(first[0]).due_at if first else None,
+                          None if active is None else json.loads(active), int(version or 0),
+                          present=setup is not None)
 
     async def save_subscription(self, subscription: dict) -> None:
         keys = self._keys
@@ -759,23 +819,30 @@ class RedisStore:
         return bool(await self._client.set(self._keys.setup, "loading", nx=True, px=SETUP_CLAIM_TTL_MS))
 
     async def setup_finished(self) -> None:
-        """The namespace is loaded: those that waited for it may use it."""
-        await self._client.set(self._keys.setup, "ready")
+        """The namespace is loaded: those that waited for it may use it; it is registered."""
+        now = time.time()
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(self._keys.setup, "ready").zadd(REGISTRY, {self.namespace: now})
+            await pipe.zadd(CREATED, {self.namespace: now}, nx=True).execute()
+
+    async def touch(self, at: float) -> None:
+        """A request used the namespace at ``at`` (epoch seconds): the idle sweep leaves it."""
+        await self._client.zadd(REGISTRY, {self.namespace: at}, xx=True)
 
     async def setup_state(self) -> str | None:
         """``loading`` (claimed, not finished), ``ready``, or None (nobody created it)."""
         return await self._client.get(self._keys.setup)
 
     async def drop(self) -> None:
-        """Delete every key of the namespace, ``setup`` included (found by SCAN of its prefix, so a
-        key no index names goes too)."""
-        cursor: int | str = 0
-        while True:
-            cursor, found = await self._client.scan(cursor, match=self._prefix + "*", count=1000)
-            if found:
-                await self._client.unlink(*found)
-            if int(cursor) == 0:
-                break
+        """Delete every key of the namespace, ``setup`` and its journal included, and its entry in the
+        registry: the state's keys through their indexes (``WIPE``), then the namespace's own; no
+        SCAN of the whole keyspace (a sweep of idle namespaces runs it often, on a big Redis)."""
+        keys = self._keys
+        async with self._client.pipeline(transaction=True) as pipe:
+            await WIPE.run(pipe, keys=[keys.requests], args=[self._prefix])
+            pipe.unlink(keys.setup, keys.seq, keys.journal, keys.journal_ids, keys.journal + "_bytes",
+                        keys.subscriptions_version)
+            await pipe.zrem(REGISTRY, self.namespace).zrem(CREATED, self.namespace).execute()
         self._changed()
 
     # -- tenants (the fixtures': in process memory) -------------------------------------------------------
@@ -851,7 +918,7 @@ class RedisStore:
             keys=[keys.holders, keys.dict, keys.places, keys.request(request.request_key), keys.requests,
                   keys.account_requests(account.account_key), keys.keyless, keys.indexed],
             args=[self._prefix, "0" if value is None else "1", value or "", account.account_key,
-                  account.key_limit, request.request_key, _dumps(codec.encode_key_request(request)),
+                  account.key_limit, request.request_key, _request_json(request),
                   _holds_place(request)])
         if outcome == "exists":
             raise errors.KeyAlreadyExists(pix_key=value)
@@ -932,7 +999,7 @@ class RedisStore:
         """The request stored, and the indexes moved as ``InMemoryStore._reindex`` moves them: the key
         freed (a deletion, a rejection) in the same step, a place in the limit given back."""
         keys, request_key = self._keys, after.request_key
-        pipe.set(keys.request(request_key), _dumps(codec.encode_key_request(after)))
+        pipe.set(keys.request(request_key), _request_json(after))
         if before.claims_key and before.key_value is not None and not after.claims_key:
             pipe.hdel(keys.holders, before.key_value)
         if after.claims_key and after.key_value is not None:
@@ -950,7 +1017,7 @@ class RedisStore:
     def _queue_new_request(self, pipe: Pipeline, request: PixKeyRequest) -> None:
         """A request made by the store itself (a claimant's key at a claim's conclusion)."""
         keys, account_key = self._keys, request.account.account_key
-        pipe.set(keys.request(request.request_key), _dumps(codec.encode_key_request(request)))
+        pipe.set(keys.request(request.request_key), _request_json(request))
         pipe.rpush(keys.requests, request.request_key)
         pipe.rpush(keys.account_requests(account_key), request.request_key)
         pipe.sadd(keys.indexed, account_key)
@@ -1206,7 +1273,7 @@ class RedisStore:
         return {
             "clock": json.loads(clock[0]) if clock and clock[0] else codec.encode_clock(REAL_TIME),
             "accounts": [json.loads(item) for item in accounts],
-            "key_requests": [json.loads(item) for item in requests],
+            "key_requests": [_request_data(item) for item in requests],
             "credentials": [codec.encode_credential(_decode_credential(item)) for item in credentials],
             "outbox": [codec.encode_outbox_message(json.loads(item)) for item in outbox],
             "due_jobs": [codec.encode_due_job(_decode_due(member)) for member in due],
@@ -1255,7 +1322,7 @@ class RedisStore:
         the request that claims it; places = claiming requests + unfinished claimant claims."""
         keys = self._keys
         if requests:
-            pipe.mset({keys.request(r.request_key): _dumps(codec.encode_key_request(r)) for r in requests})
+            pipe.mset({keys.request(r.request_key): _request_json(r) for r in requests})
             pipe.rpush(keys.requests, *(r.request_key for r in requests))
         by_account: dict[str, list[str]] = {}
         holders, keyless, places = {}, [], {}

@@ -21,6 +21,7 @@ import json
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from baas_sandbox.adapters import state_codec as codec
@@ -44,6 +45,22 @@ DELIVERY_LOG_SIZE = 1000
 #: already), ``mine`` (one whose lease the caller holds: refused when another process took it over,
 #: or a reset forgot it), ``take`` (a kept one, its lease taken whoever held it: a redelivery).
 KEEP_MODES = ("new", "mine", "take")
+
+
+@dataclass(frozen=True)
+class SettleView:
+    """What every request reads first, in one step (one round trip to a shared store)."""
+
+    clock: ClockSetting
+    #: When the earliest due job falls due (None: no job).
+    next_due: dt.datetime | None
+    #: The active scenarios (None: never switched: the start-up selection).
+    active_scenarios: list[str] | None
+    #: The version of the webhook subscriptions (moves with every change of them).
+    subscriptions_version: int
+    #: Whether the namespace's state is there (made, not dropped, not lost with a Redis restarted
+    #: without persistence): when it is not, the namespace is made again from the fixtures.
+    present: bool = True
 
 
 class StoreUnavailable(Exception):
@@ -183,10 +200,12 @@ class SandboxStore(Protocol):
     async def ping(self) -> None:
         """Return once the store answers (``StoreUnavailable`` when it cannot): the health check."""
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
-        """What every request reads first, in one step (one round trip to a shared store): the clock
-        setting, when the earliest job falls due, the active scenarios (None: never switched), and
-        the version of the webhook subscriptions."""
+    async def touch(self, at: float) -> None:
+        """A request used the namespace at ``at`` (epoch seconds): a shared store's idle sweep
+        (``Namespaces.drop_idle_shared``) leaves it."""
+
+    async def settle_view(self) -> SettleView:
+        """What every request reads first, in one step (one round trip to a shared store)."""
 
     async def set_active_scenarios(self, names: list[str], restart_counts: bool = False) -> None:
         """Switch exactly these scenarios on (``load`` clears them: never switched again)."""
@@ -317,9 +336,14 @@ class InMemoryStore:
     async def ping(self) -> None:
         return None  # this process's memory always answers
 
-    async def settle_view(self) -> tuple[ClockSetting, dt.datetime | None, list[str] | None, int]:
+    async def touch(self, at: float) -> None:
+        return None  # the process's own registry (services/namespaces.py) knows when it was used
+
+    async def settle_view(self) -> SettleView:
         due = self._due
-        return self._clock, due[0][0] if due else None, self._active_scenarios, self._subscriptions_version
+        # Memory is never lost under a living sandbox: a dropped namespace's sandbox is closed.
+        return SettleView(self._clock, due[0][0] if due else None, self._active_scenarios,
+                          self._subscriptions_version)
 
     async def save_subscription(self, subscription: dict) -> None:
         with self._lock:

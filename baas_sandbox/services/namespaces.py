@@ -60,6 +60,12 @@ class Namespaces:
         self._lock = threading.Lock()
         #: Namespaces being made (their fixtures stored): a second request for one waits for it.
         self._starting: dict[str, asyncio.Future[Sandbox]] = {}
+        #: With a shared store, the registry in Redis (``adapters/redis_store.py``) is every process's:
+        #: the cap counts it, the idle sweep reads it; each process tells it a namespace is used at
+        #: most every ``_touch_every`` seconds (a tenth of the idle time-out).
+        self._shared_store = shared.settings.store_url is not None
+        self._touched: dict[str, float] = {}
+        self._touch_every = min(max(idle_ttl / 10, 0.05), 60.0) if idle_ttl else 60.0
 
     async def get(self, name: str) -> Sandbox:
         """The namespace ``name`` (checked by the caller with ``check_name``), made from the fixtures
@@ -67,7 +73,10 @@ class Namespaces:
         sandbox = self._sandboxes.get(name)
         if sandbox is None:
             sandbox = await self._create(name)
-        self._last_used[name] = self._monotonic()
+        now = self._last_used[name] = self._monotonic()
+        if self._shared_store and now - self._touched.get(name, -self._touch_every) >= self._touch_every:
+            self._touched[name] = now
+            await sandbox.store.touch(self.shared.real_clock().timestamp())
         return sandbox
 
     async def _create(self, name: str) -> Sandbox:
@@ -79,8 +88,11 @@ class Namespaces:
                 self._drop_idle_locked()
                 if len(self._sandboxes) + len(self._starting) >= self.max_namespaces:
                     raise TooManyNamespaces(self.max_namespaces)
+        # Registered before the first await: a request arriving meanwhile waits for this one.
         starting = self._starting[name] = asyncio.get_running_loop().create_future()
         try:
+            if self._shared_store:
+                await self._check_shared_room(name)
             sandbox = await Sandbox.start(self.shared, name, self._new_store(name))
         except BaseException as exc:
             starting.set_exception(exc)
@@ -93,6 +105,50 @@ class Namespaces:
             self._last_used[name] = self._monotonic()
         starting.set_result(sandbox)
         return sandbox
+
+    async def _check_shared_room(self, name: str) -> None:
+        """With a shared store the cap is every process's: a namespace another process made may be
+        joined; a new one only below ``max_namespaces`` (after the idle ones are swept)."""
+        from baas_sandbox.adapters.redis_store import is_registered, namespace_count
+
+        client = self.shared.redis_client()
+        if await namespace_count(client) < self.max_namespaces or await is_registered(client, name):
+            return
+        await self.drop_idle_shared()
+        if await namespace_count(client) >= self.max_namespaces:
+            raise TooManyNamespaces(self.max_namespaces)
+
+    async def drop_idle_shared(self) -> list[str]:
+        """With a shared store: drop, state and all, the namespaces no process has used for the idle
+        time-out (the default one never): Redis holds no abandoned namespace for ever."""
+        if not self._shared_store or not self.idle_ttl:
+            return []
+        from baas_sandbox.adapters.redis_store import namespaces_used
+
+        before = self.shared.real_clock().timestamp() - self.idle_ttl
+        dropped = []
+        for name, _used, _made in await namespaces_used(self.shared.redis_client(), before):
+            if name == DEFAULT:
+                continue
+            self.drop(name)
+            await self._new_store(name).drop()
+            dropped.append(name)
+        return dropped
+
+    async def listed(self) -> list[tuple[str, SandboxStore, float, float]]:
+        """Every namespace as (name, its store, last used, made; epoch seconds): with a shared store,
+        every process's (the registry), not only those this process holds."""
+        if not self._shared_store:
+            now = self.shared.real_clock().timestamp()
+            return [(sandbox.name, sandbox.store, now - self.idle_seconds(sandbox.name),
+                     sandbox.created_at.timestamp()) for sandbox in sorted(self, key=lambda s: s.name)]
+        from baas_sandbox.adapters.redis_store import namespaces_used
+
+        found = []
+        for name, used, made in sorted(await namespaces_used(self.shared.redis_client())):
+            held = self.existing(name)
+            found.append((name, held.store if held is not None else self._new_store(name), used, made))
+        return found
 
     def hold(self, sandbox: Sandbox) -> None:
         """Hold a namespace made outside the loop (the default one, made at start-up)."""

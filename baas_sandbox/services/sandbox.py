@@ -289,25 +289,30 @@ class Sandbox:
         """A namespace made from the fixtures (its state stored: ``reset``), or, in a store shared
         with other processes, joined once the process that makes it has made it: made once."""
         sandbox = cls(shared, name, store)
+        await sandbox._make_or_join()
+        await sandbox.settle()
+        return sandbox
+
+    async def _make_or_join(self) -> None:
+        """Store the fixtures, unless another process sharing the store does (then wait for it)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETUP_WAIT
         while True:
-            if await sandbox.store.setup_claim():
+            if await self.store.setup_claim():
                 try:
-                    await sandbox.reset()
+                    await self.reset()
                 except BaseException:
-                    await sandbox.store.drop()  # half made: the next first request makes it again
+                    await self.store.drop()  # half made: the next first request makes it again
                     raise
-                return sandbox
-            state = await sandbox.store.setup_state()
+                return
+            state = await self.store.setup_state()
             if state == "ready":
-                sandbox.store.know_tenants(shared.fixtures.tenants)
-                await sandbox.settle()
-                return sandbox
+                self.store.know_tenants(self.fixtures.tenants)
+                return
             if state is None:
                 continue  # its maker gave up (or died, and its claim expired): claim it again
             if loop.time() > deadline:
-                raise StoreUnavailable(f"namespace {name} is still being made by another process")
+                raise StoreUnavailable(f"namespace {self.name} is still being made by another process")
             await asyncio.sleep(0.01)
 
     def subscription_problem(self, entry: dict) -> tuple[str, str] | None:
@@ -400,9 +405,14 @@ class Sandbox:
         """Read the clock setting and the active scenarios again, and run what is due, if anything
         (every request does this first: correctness never depends on a timer having fired, nor on
         which process set the clock or switched a scenario)."""
-        self._setting, due, active, subscriptions = await self.store.settle_view()  # one round trip
-        self.scenarios.adopt(active)
-        if subscriptions != self._subscriptions_version:  # changed by another process (or a reset)
+        view = await self.store.settle_view()  # one round trip
+        if not view.present:  # dropped by another process, or lost with a Redis restarted empty
+            logger.warning("namespace %s is gone from the store: made again from the fixtures", self.name)
+            await self._make_or_join()
+            view = await self.store.settle_view()
+        self._setting, due = view.clock, view.next_due
+        self.scenarios.adopt(view.active_scenarios)
+        if view.subscriptions_version != self._subscriptions_version:  # changed elsewhere (or a reset)
             await self._adopt_subscriptions()
         if due is not None and due <= self.clock():
             await self.run_due()
