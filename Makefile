@@ -35,7 +35,8 @@ test: $(BIN)/.installed
 fuzz: $(BIN)/.installed
 	$(BIN)/baas-sandbox fuzz $(if $(URL),--url $(URL)) --report reports/junit-contract.xml
 
-# Side by side with Prism (installs wrk and Prism if missing); writes bench/RESULTS.md. ~10 min.
+# Side by side with Prism (installs wrk and Prism if missing); writes bench/RESULTS.md. About 35 min:
+# the Redis section stores 1,000,000 keys through the store's own operations (--redis-fill-budget).
 .PHONY: bench
 bench: bytecode
 	$(BIN)/python -m bench
