@@ -119,6 +119,7 @@ from baas_sandbox.adapters.repository import (
     KEEP_MODES,
     LOG_SIZE,
     AccountAlreadyExists,
+    FixtureTenants,
     KeyAlreadyInDict,
     SettleView,
     StoreUnavailable,
@@ -673,7 +674,7 @@ def _holds_place(request: PixKeyRequest) -> int:
 
 
 @_guard_operations
-class RedisStore:
+class RedisStore(FixtureTenants):
     """``SandboxStore`` for one namespace on a ``redis.asyncio.Redis`` client (``connect``).
 
     ``journal_budget``: the bytes of request bodies the journals of every namespace may hold
@@ -687,8 +688,7 @@ class RedisStore:
         self._keys = keys = _Keys(namespace)
         # the journal of every process serving the namespace (journal_budget: the memory store's)
         self.journal = RedisJournal(lambda: self._client, keys.journal, keys.journal_ids, journal_size)
-        self._tenants: dict[str, Tenant] = {}
-        self._tenants_by_token: dict[str, Tenant] = {}
+        self.know_tenants(())  # the fixtures' (FixtureTenants): known at load, or when joining
         self._revision = 0
         self._prefix = keys.prefix
 
@@ -845,26 +845,7 @@ class RedisStore:
             await pipe.zrem(REGISTRY, self.namespace).zrem(CREATED, self.namespace).execute()
         self._changed()
 
-    # -- tenants (the fixtures': in process memory) -------------------------------------------------------
-
-    def know_tenants(self, tenants: Iterable[Tenant]) -> None:
-        """The fixtures' tenants, without touching the shared state: a process joining a namespace
-        another one loaded."""
-        tenants = list(tenants)
-        self._tenants = {tenant.name: tenant for tenant in tenants}
-        self._tenants_by_token = {tenant.token: tenant for tenant in tenants}
-
-    def tenant_by_token(self, token: str) -> Tenant | None:
-        return self._tenants_by_token.get(token)
-
-    def tenant(self, name: str) -> Tenant | None:
-        return self._tenants.get(name)
-
-    def tenant_count(self) -> int:
-        return len(self._tenants)
-
-    def tenants(self) -> list[Tenant]:
-        return sorted(self._tenants.values(), key=lambda tenant: tenant.name)
+    # -- loading ------------------------------------------------------------------------------------------
 
     async def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         self.know_tenants(tenants)

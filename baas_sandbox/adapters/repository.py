@@ -282,7 +282,31 @@ def decode_record(text: str | None) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-class InMemoryStore:
+class FixtureTenants:
+    """The fixtures' tenants as every store keeps them: in this process's memory, whatever holds the
+    rest (read on every request, and the same in every process sharing a store)."""
+
+    def know_tenants(self, tenants: Iterable[Tenant]) -> None:
+        """These tenants from now on, without touching the state (a process joining a shared
+        namespace learns them so): both maps replaced at once, never changed in place."""
+        tenants = list(tenants)
+        self._tenants = {tenant.name: tenant for tenant in tenants}
+        self._tenants_by_token = {tenant.token: tenant for tenant in tenants}
+
+    def tenant_by_token(self, token: str) -> Tenant | None:
+        return self._tenants_by_token.get(token)
+
+    def tenant(self, name: str) -> Tenant | None:
+        return self._tenants.get(name)
+
+    def tenant_count(self) -> int:
+        return len(self._tenants)
+
+    def tenants(self) -> list[Tenant]:
+        return sorted(self._tenants.values(), key=lambda tenant: tenant.name)
+
+
+class InMemoryStore(FixtureTenants):
     """``SandboxStore`` in this process's memory, one lock around each operation. ``journal_budget``:
     the bytes of request bodies the journals of every namespace may hold together."""
 
@@ -290,11 +314,10 @@ class InMemoryStore:
         self._lock = threading.RLock()
         self.journal = Journal(journal_size, journal_budget)
         self._setup: str | None = None
+        self.know_tenants(())
         self._clear()
 
     def _clear(self) -> None:
-        self._tenants: dict[str, Tenant] = {}
-        self._tenants_by_token: dict[str, Tenant] = {}
         self._accounts: dict[str, Account] = {}
         self._credentials: dict[tuple[str, str, str], Credential] = {}
         self._requests: dict[str, PixKeyRequest] = {}
@@ -445,24 +468,9 @@ class InMemoryStore:
     async def load(self, tenants: Iterable[Tenant], accounts: Iterable[Account]) -> None:
         with self._lock:
             self._clear()
-            for tenant in tenants:
-                self._tenants[tenant.name] = tenant
-                self._tenants_by_token[tenant.token] = tenant
+            self.know_tenants(tenants)
             for account in accounts:
                 self._accounts[account.account_key] = account
-
-    def tenant_by_token(self, token: str) -> Tenant | None:
-        return self._tenants_by_token.get(token)
-
-    def tenant(self, name: str) -> Tenant | None:
-        return self._tenants.get(name)
-
-    def tenant_count(self) -> int:
-        return len(self._tenants)
-
-    def tenants(self) -> list[Tenant]:
-        with self._lock:
-            return sorted(self._tenants.values(), key=lambda tenant: tenant.name)
 
     async def add_account(self, account: Account) -> None:
         with self._lock:
@@ -763,12 +771,6 @@ class InMemoryStore:
 
     # -- creating a namespace once: what the Redis store shares between processes (here, one) --
 
-    def know_tenants(self, tenants: Iterable[Tenant]) -> None:
-        with self._lock:
-            tenants = list(tenants)
-            self._tenants = {tenant.name: tenant for tenant in tenants}
-            self._tenants_by_token = {tenant.token: tenant for tenant in tenants}
-
     async def setup_claim(self) -> bool:
         with self._lock:
             first, self._setup = self._setup is None, self._setup or "loading"
@@ -783,4 +785,5 @@ class InMemoryStore:
     async def drop(self) -> None:
         with self._lock:
             self._clear()
+            self.know_tenants(())
             self._setup = None
