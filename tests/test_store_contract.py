@@ -32,8 +32,6 @@ from baas_sandbox.domain.antiscan import TokenBucket
 from baas_sandbox.domain.claims import Claim, ClaimRole, ClaimStatus, ClaimType, Counterpart, Reason, Response
 from baas_sandbox.domain.due_work import DueJob
 from baas_sandbox.domain.model import (
-    OWN_BANK_CODE,
-    OWN_BANK_NAME,
     OWN_ISPB,
     Account,
     Credential,
@@ -517,15 +515,6 @@ async def test_a_racing_deletion_and_creation_see_the_key_held_or_free(store):
 # -- claims ------------------------------------------------------------------------------------------------
 
 
-def counterpart(account: Account) -> Counterpart:
-    return Counterpart(
-        name=account.owner_name, document_number=account.owner_document_number,
-        person_type=account.owner_person_type, claimant_key=account.owner_person_key,
-        account_opened_at=account.created_at, account_branch=account.branch_number,
-        account_number=account.account_number, account_digit=account.account_digit,
-        account_type=account.account_type, bank_name=OWN_BANK_NAME, bank_code=OWN_BANK_CODE, ispb=OWN_ISPB)
-
-
 OTHER_BANK = Counterpart(name="RAFAEL MENDES", document_number="69471280303", person_type=PersonType.NATURAL,
                          claimant_key="p", account_opened_at="2029-12-01T00:00:00", account_branch="1234",
                          account_number="0456123", account_digit="7", account_type="checking",
@@ -541,7 +530,7 @@ def new_claim(account: Account, value: str, role: ClaimRole, key_request_key: st
         claim_key=str(uuid.uuid4()), dict_claim_id=str(uuid.uuid4()), role=role, claim_type=ClaimType.OWNERSHIP,
         status=ClaimStatus.PENDING if claimant else ClaimStatus.PENDING_CONFIRMATION, account=account,
         requester_key="r", key_type=PixKeyType.EMAIL, key_value=value, key_created_at=at,
-        claimant=counterpart(account) if claimant else OTHER_BANK,
+        claimant=Counterpart.own(account) if claimant else OTHER_BANK,
         donator_ispb="00000000" if claimant else OWN_ISPB, created_at=at, updated_at=at,
         resolution_due=T0 + dt.timedelta(days=7), conclusion_due=T0 + dt.timedelta(days=14),
         key_request_key=key_request_key or str(uuid.uuid4()))

@@ -30,6 +30,9 @@ from baas_sandbox.domain import errors
 from baas_sandbox.domain.model import (
     MAX_RESENDS,
     MAX_WRONG_CODES,
+    OWN_BANK_CODE,
+    OWN_BANK_NAME,
+    OWN_ISPB,
     Account,
     DictEntry,
     KeyStatus,
@@ -128,6 +131,16 @@ class Counterpart:
 
     def __deepcopy__(self, memo: dict) -> "Counterpart":
         return self
+
+    @classmethod
+    def own(cls, account: Account) -> "Counterpart":
+        """An account of the sandbox's own institution as a claim shows it."""
+        return cls(
+            name=account.owner_name, document_number=account.owner_document_number,
+            person_type=account.owner_person_type, claimant_key=account.owner_person_key,
+            account_opened_at=account.created_at, account_branch=account.branch_number,
+            account_number=account.account_number, account_digit=account.account_digit,
+            account_type=account.account_type, bank_name=OWN_BANK_NAME, bank_code=OWN_BANK_CODE, ispb=OWN_ISPB)
 
 
 @dataclass

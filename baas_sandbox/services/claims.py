@@ -26,8 +26,6 @@ from baas_sandbox.domain.claims import (
 )
 from baas_sandbox.domain.documents import check_pix_key, key_type_of
 from baas_sandbox.domain.model import (
-    OWN_BANK_CODE,
-    OWN_BANK_NAME,
     OWN_ISPB,
     Account,
     PersonType,
@@ -82,7 +80,7 @@ async def create_claim(sandbox: Sandbox, tenant: Tenant, account_key: str, key_t
         claim_type=claim_type,
         status=ClaimStatus.PENDING_CLAIMER_VALIDATION if needs_code else ClaimStatus.PENDING,
         account=account, requester_key=tenant.requester_key, key_type=kind, key_value=key_value,
-        key_created_at=at, claimant=_own_counterpart(account), donator_ispb=entry.ispb,
+        key_created_at=at, claimant=Counterpart.own(account), donator_ispb=entry.ispb,
         created_at=at, updated_at=at, resolution_due=now + RESOLUTION_PERIOD,
         conclusion_due=now + CONCLUSION_PERIOD, key_request_key=sandbox.ids(), cid=cid,
         code=_new_code(sandbox, kind, key_value, now, code) if needs_code else None,
@@ -336,15 +334,6 @@ def _new_code(sandbox: Sandbox, kind: PixKeyType, destination: str, now: dt.date
         code=sandbox.settings.fixed_verification_code or code or f"{secrets.randbelow(1_000_000):06d}",
         channel="email" if kind is PixKeyType.EMAIL else "sms",
         destination=destination, sent_at=now, expires_at=now + dt.timedelta(seconds=sandbox.settings.code_ttl))
-
-
-def _own_counterpart(account: Account) -> Counterpart:
-    return Counterpart(
-        name=account.owner_name, document_number=account.owner_document_number,
-        person_type=account.owner_person_type, claimant_key=account.owner_person_key,
-        account_opened_at=account.created_at, account_branch=account.branch_number,
-        account_number=account.account_number, account_digit=account.account_digit,
-        account_type=account.account_type, bank_name=OWN_BANK_NAME, bank_code=OWN_BANK_CODE, ispb=OWN_ISPB)
 
 
 def _simulated_claimant(sandbox: Sandbox, account: Account, claim_type: ClaimType, now: dt.datetime) -> Counterpart:
