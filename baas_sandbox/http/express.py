@@ -297,13 +297,11 @@ class ExpressLane:
             body, status = await operation.handler(**arguments)
         except DomainError as error:
             response = domain_error(operation.api, error)
-            return response.status_code, response.body.encode(), [
-                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+            return response.status_code, response.body.encode(), response.asgi_headers
         except StoreUnavailable as error:
             store_faults.log(scope, error)
             response = store_faults.unavailable(operation.api)
-            return response.status_code, response.body.encode(), [
-                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+            return response.status_code, response.body.encode(), response.asgi_headers
         except Exception as error:  # a bug: logged with its traceback, answered without one
             logger.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=error)
             response = sandbox_problem(operation.api, 500, "see the sandbox's log")

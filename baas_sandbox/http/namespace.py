@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baas_sandbox.adapters.repository import StoreUnavailable
 from baas_sandbox.http import context, store_faults
-from baas_sandbox.http.problems import Api, Answer, Violation, invalid_request, sandbox_problem
+from baas_sandbox.http.problems import Api, Answer, Violation, invalid_request, sandbox_problem, send_answer
 from baas_sandbox.http.scope import SANDBOX
 from baas_sandbox.services.namespaces import DEFAULT, InvalidNamespace, Namespaces, TooManyNamespaces, check_name
 from baas_sandbox.services.sandbox import Sandbox
@@ -68,11 +68,11 @@ class BindNamespace:
             sandbox = await self.namespaces.get(requested(scope))
             await sandbox.settle()
         except (InvalidNamespace, TooManyNamespaces) as error:
-            await _answer(send, refusal(scope, error))
+            await send_answer(send, refusal(scope, error))
             return
         except StoreUnavailable as error:  # here, outside connexion's error handlers (http/store_faults.py)
             store_faults.log(scope, error)
-            await _answer(send, store_faults.unavailable(Api.of(scope["path"])))
+            await send_answer(send, store_faults.unavailable(Api.of(scope["path"])))
             return
         bind(scope, sandbox)
         token = context._current.set(sandbox)
@@ -82,14 +82,6 @@ class BindNamespace:
         finally:
             context._namespaces.reset(namespaces_token)
             context._current.reset(token)
-
-
-async def _answer(send: Send, answer: Answer) -> None:
-    payload = answer.body.encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items()]
-    await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
 
 
 def existing(scope: Scope, namespaces: Namespaces) -> Sandbox | None:

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 
+from starlette.types import Send
+
 from baas_sandbox.domain.errors import (
     BaasError,
     BankingAuthError,
@@ -87,6 +89,20 @@ class Answer:
     body: str
     #: Headers that go with it (``Retry-After`` of a rate limit).
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def asgi_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` as ASGI sends them."""
+        return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers.items()]
+
+
+async def send_answer(send: Send, answer: Answer) -> None:
+    """``answer`` sent whole over ASGI, by a layer that answers before (or instead of) the app."""
+    payload = answer.body.encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+               *answer.asgi_headers]
+    await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def json_answer(status: int, body: dict) -> Answer:

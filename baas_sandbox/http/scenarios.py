@@ -19,7 +19,7 @@ from baas_sandbox.http import faults
 from baas_sandbox.http.bodies import buffered
 from baas_sandbox.http.context import current_sandbox
 from baas_sandbox.http.mentions import example_for_request
-from baas_sandbox.http.problems import Api, Violation, domain_error, sandbox_problem
+from baas_sandbox.http.problems import Api, Violation, domain_error, sandbox_problem, send_answer
 from baas_sandbox.http.scope import APPLIED, ROUTING_CONTEXT
 from baas_sandbox.scenarios.model import RequestView, Rule
 from baas_sandbox.spec import Contract
@@ -44,7 +44,7 @@ class ApplyScenarios:
             reason = f"unknown scenario {only!r}"
             response = sandbox_problem(Api.of(scope["path"]), 400, f"X-Sandbox-Scenario: {reason}",
                                        [Violation(f"header {HEADER}", reason)])
-            await _send_json(send, response.status_code, response.body)
+            await send_answer(send, response)
             return
         if only is None and not library.active:
             await self.app(scope, receive, send)
@@ -119,10 +119,3 @@ async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[int, l
         response = domain_error(Api.of(scope["path"]), error)
         return response.status_code, [(b"content-type", b"application/json")], response.body.encode()
     return status, headers, b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, body: bytes | str) -> None:
-    payload = body.encode() if isinstance(body, str) else body
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-    await send({"type": "http.response.body", "body": payload})

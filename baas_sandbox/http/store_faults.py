@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baas_sandbox.adapters.repository import StoreUnavailable
 from baas_sandbox.http import faults
-from baas_sandbox.http.problems import Answer, Api, sandbox_problem
+from baas_sandbox.http.problems import Answer, Api, sandbox_problem, send_answer
 
 logger = logging.getLogger("baas_sandbox")
 
@@ -59,10 +59,4 @@ class AnswerStoreFaults:
             if started:  # a stream already answering: all that can be done is to end it
                 raise
             log(scope, error)
-            answer = unavailable(Api.of(scope["path"]))
-            payload = answer.body.encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-            headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                        for name, value in answer.headers.items()]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
+            await send_answer(send, unavailable(Api.of(scope["path"])))
