@@ -20,6 +20,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from baas_sandbox.fuzz import stop
+
 URL_VARIABLE = "BAAS_SANDBOX_TEST_REDIS"
 
 
@@ -74,13 +76,8 @@ class RedisServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop(process)
 
     def pause(self) -> None:
         """The server hung: its socket accepts, nothing answers (SIGSTOP)."""

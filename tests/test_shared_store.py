@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from baas_sandbox.fuzz import stop
 from tests.helpers import NATURAL_ACCOUNT, ORG_A, SEED_ACCOUNT, wait_until
 from tests.receiver import Receiver
 from tests.redis_server import RedisServer
@@ -61,14 +62,8 @@ class Served:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self) -> None:
+        stop(self.process)
         self._log_file.close()
 
 
