@@ -8,7 +8,6 @@ never reach somebody's data.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import free_port
+from bench.servers import free_port, stop_group
 
 def executable() -> str | None:
     """Debian's ``redis-server`` (package redis-server), or None: the bench then skips the Redis rows."""
@@ -93,12 +92,7 @@ class RedisServer:
         if self.process is None or self.process.poll() is not None:
             return
         # SIGTERM: redis-server shuts down at once (no save point is configured, so nothing is saved).
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_group(self.process, signal.SIGTERM)
 
     def __enter__(self) -> "RedisServer":
         return self

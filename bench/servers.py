@@ -82,6 +82,17 @@ def answer(port: int, path: str = PROBE_PATH, timeout: float = 1.0) -> int:
         conn.close()
 
 
+def stop_group(process: subprocess.Popen, first: int) -> None:
+    """Signal ``first`` to the process group ``process`` leads (started in a session of its own),
+    then SIGKILL if it has not ended within 10 s."""
+    os.killpg(process.pid, first)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @dataclass
 class Server:
     """A server process on a free loopback port."""
@@ -134,12 +145,7 @@ class Server:
         if self.process is None or self.process.poll() is not None:
             return
         # Its own session: the signal reaches the whole process group (npm shims, node) and nothing else.
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_group(self.process, signal.SIGINT)
 
     def __enter__(self) -> "Server":
         return self
